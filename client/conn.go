@@ -1,0 +1,275 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+// Route is a route: a destination prefix and its next hop.
+type Route = route.Route
+
+// NextHop is a gateway and an outgoing interface.
+type NextHop = route.NextHop
+
+// ServerError is an error that rtmd returned for a request, or sent before
+// closing the connection.
+type ServerError struct {
+	Msg string
+}
+
+func (e *ServerError) Error() string { return "rtmd: " + e.Msg }
+
+// ErrNotFound is returned by Get when no route matches.
+var ErrNotFound = errors.New("no matching route")
+
+// Dialer connects to rtmd. The zero value is ready to use.
+type Dialer struct {
+	// Name identifies this client in rtmd's logs; the default is the
+	// program's name.
+	Name string
+}
+
+// Dial connects to rtmd on the Unix socket at path.
+func Dial(ctx context.Context, path string) (*Conn, error) {
+	var d Dialer
+	return d.Dial(ctx, "unix", path)
+}
+
+// Dial connects to rtmd and does the handshake. network is "unix" (or
+// "tcp", for a read-only listener).
+func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, error) {
+	var nd net.Dialer
+	nc, err := nd.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("dial rtmd: %w", err)
+	}
+	c := &Conn{nc: nc, r: wire.NewReader(nc)}
+	name := d.Name
+	if name == "" {
+		name = filepath.Base(os.Args[0])
+	}
+	err = c.withContext(ctx, func() error {
+		if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: name})); err != nil {
+			return err
+		}
+		typ, p, err := c.r.ReadFrame()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case wire.TWelcome:
+			var dec wire.Decoder
+			dec.Reset(p)
+			version := dec.U16("version")
+			c.welcomeSeq = dec.U64("sequence")
+			c.ServerVersion = dec.String("server version")
+			if err := dec.Finish(); err != nil {
+				return fmt.Errorf("bad welcome: %w", err)
+			}
+			if version != wire.Version {
+				return fmt.Errorf("rtmd speaks protocol version %d, this client %d", version, wire.Version)
+			}
+			return nil
+		case wire.TError:
+			return serverError(p)
+		}
+		return fmt.Errorf("protocol error: frame type %d before welcome", typ)
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("rtmd handshake: %w", err)
+	}
+	return c, nil
+}
+
+// Conn is a connection to rtmd for requests. Its methods are safe for
+// concurrent use; requests are sent one at a time.
+type Conn struct {
+	nc            net.Conn
+	r             *wire.Reader
+	ServerVersion string // rtmd's version, from the handshake
+	welcomeSeq    uint64
+
+	mu     sync.Mutex
+	nextID uint32
+	buf    []byte
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// withContext runs f with the connection's deadline set from ctx, and makes
+// a cancelled ctx interrupt it.
+func (c *Conn) withContext(ctx context.Context, f func() error) error {
+	if dl, ok := ctx.Deadline(); ok {
+		c.nc.SetDeadline(dl)
+		defer c.nc.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	err := f()
+	if !stop() && ctx.Err() != nil {
+		c.nc.SetDeadline(time.Time{})
+		return ctx.Err()
+	}
+	return err
+}
+
+func serverError(p []byte) error {
+	var d wire.Decoder
+	d.Reset(p)
+	msg := d.String("message")
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("bad error frame: %w", err)
+	}
+	return &ServerError{Msg: msg}
+}
+
+// roundTrip sends the frames in c.buf (the last of which is request id) and
+// returns the reply's status and body.
+func (c *Conn) roundTrip(ctx context.Context, id uint32, send func() error) (status byte, body []byte, err error) {
+	err = c.withContext(ctx, func() error {
+		if err := send(); err != nil {
+			return err
+		}
+		for {
+			typ, p, err := c.r.ReadFrame()
+			if err != nil {
+				return err
+			}
+			switch typ {
+			case wire.TReply:
+				if len(p) < 5 {
+					return fmt.Errorf("protocol error: short reply (%d bytes)", len(p))
+				}
+				if got := binary.LittleEndian.Uint32(p); got != id {
+					return fmt.Errorf("protocol error: reply to request %d, want %d", got, id)
+				}
+				status, body = p[4], p[5:]
+				return nil
+			case wire.TError:
+				return serverError(p)
+			default:
+				return fmt.Errorf("protocol error: frame type %d on a request connection", typ)
+			}
+		}
+	})
+	if err == nil && status == wire.StatusError {
+		err = serverError(body)
+	}
+	return status, body, err
+}
+
+func (c *Conn) simple(ctx context.Context, kind byte, body func([]byte) []byte) (byte, []byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	id := c.nextID
+	c.buf = body(c.buf[:0])
+	frame := wire.AppendRequest(nil, id, kind, c.buf)
+	return c.roundTrip(ctx, id, func() error {
+		_, err := c.nc.Write(frame)
+		return err
+	})
+}
+
+func (c *Conn) mutate(ctx context.Context, kind byte, r Route) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	_, _, err := c.simple(ctx, kind, func(b []byte) []byte { return wire.AppendRoute(b, r) })
+	return err
+}
+
+// Add adds a route; it fails if the prefix has one.
+func (c *Conn) Add(ctx context.Context, r Route) error { return c.mutate(ctx, wire.KAdd, r) }
+
+// Change changes a route; it fails if the prefix has none.
+func (c *Conn) Change(ctx context.Context, r Route) error { return c.mutate(ctx, wire.KChange, r) }
+
+// Replace adds or changes a route.
+func (c *Conn) Replace(ctx context.Context, r Route) error { return c.mutate(ctx, wire.KReplace, r) }
+
+// Delete deletes the route for exactly p; it fails if there is none.
+func (c *Conn) Delete(ctx context.Context, p netip.Prefix) error {
+	if p != p.Masked() || !p.IsValid() {
+		return &route.FieldError{Field: "dst", Value: p.String(), Msg: "not a normalised prefix"}
+	}
+	_, _, err := c.simple(ctx, wire.KDel, func(b []byte) []byte { return wire.AppendPrefix(b, p) })
+	return err
+}
+
+// Get returns the route with the longest prefix containing a, or
+// ErrNotFound.
+func (c *Conn) Get(ctx context.Context, a netip.Addr) (Route, error) {
+	a = a.Unmap()
+	if !a.IsValid() {
+		return Route{}, errors.New("get: invalid address")
+	}
+	status, body, err := c.simple(ctx, wire.KGet, func(b []byte) []byte { return wire.AppendAddr(b, a.WithZone("")) })
+	if err != nil {
+		return Route{}, err
+	}
+	if status == wire.StatusNotFound {
+		return Route{}, ErrNotFound
+	}
+	var d wire.Decoder
+	d.Reset(body)
+	r := d.Route()
+	if err := d.Finish(); err != nil {
+		return Route{}, fmt.Errorf("bad get reply: %w", err)
+	}
+	return r, nil
+}
+
+// Load replaces routes as one batch: rtmd applies all of them or, if one is
+// bad, none. Routes are applied in order, so a later duplicate wins. It
+// returns how many routes changed.
+func (c *Conn) Load(ctx context.Context, routes []Route) (int, error) {
+	for i, r := range routes {
+		if err := r.Validate(); err != nil {
+			return 0, fmt.Errorf("route %d: %w", i+1, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	id := c.nextID
+	w := wire.RouteWriter{Typ: wire.TRequest, Head: []byte{0, 0, 0, 0, wire.KLoad, 0}}
+	binary.LittleEndian.PutUint32(w.Head, id)
+	_, body, err := c.roundTrip(ctx, id, func() error {
+		for _, r := range routes {
+			w.Add(r)
+			if w.Full() {
+				if _, err := c.nc.Write(w.Flush()); err != nil {
+					return err
+				}
+			}
+		}
+		b := w.Flush()
+		b = wire.AppendRequest(b, id, wire.KLoad, []byte{wire.LoadFinal, 0, 0, 0, 0})
+		_, err := c.nc.Write(b)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	var d wire.Decoder
+	d.Reset(body)
+	n, err := strconv.Atoi(d.String("count"))
+	if err != nil || d.Finish() != nil {
+		return 0, fmt.Errorf("bad load reply %q", body)
+	}
+	return n, nil
+}

@@ -1,0 +1,327 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+// EventKind says what an Event is.
+type EventKind int
+
+// The kinds of events, in the order a subscription sees them: Reset, the
+// table as Adds, Synced, then Adds, Changes and Dels as they happen. A
+// Reset can come again later (see Event.Backlog); the table that follows it
+// replaces the one before.
+const (
+	Reset EventKind = iota + 1
+	Add
+	Change
+	Del
+	Synced
+)
+
+var kindNames = [...]string{Reset: "reset", Add: "add", Change: "change", Del: "del", Synced: "synced"}
+
+func (k EventKind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event is one step of a subscription.
+type Event struct {
+	Kind EventKind
+	// Seq is the change's sequence number; for Reset, the Adds of a
+	// snapshot and Synced, the sequence number the snapshot is consistent
+	// at.
+	Seq   uint64
+	Route Route // Dst only for Del; zero for Reset and Synced
+	// Backlog is set on a Reset sent because this client fell too far
+	// behind; the snapshot that follows replaces its table.
+	Backlog bool
+	// More reports that more events of the same frame follow at once; a
+	// printer can flush its output when More is false.
+	More bool
+}
+
+// Mirror keeps a local copy of rtmd's routing table: it subscribes, applies
+// the snapshot and then every change, and reconnects and resyncs when the
+// connection fails. Lookups read the local copy and never ask rtmd.
+//
+// Set the fields, then call Run; the other methods are safe for concurrent
+// use with Run and each other. A new snapshot is built aside and swapped in
+// whole when it is complete, so readers see either the old table or the new
+// one, never a half-filled one.
+type Mirror struct {
+	Network string // "unix" (the default) or "tcp"
+	Address string // socket path, or host:port for tcp
+	Dialer  Dialer
+	// OnEvent, if set, is called for every event, in order, from Run's
+	// goroutine, after the event is applied to the mirror.
+	OnEvent func(Event)
+	// OnError, if set, is called with each error that ends a connection,
+	// before Run reconnects.
+	OnError func(error)
+	// NoReconnect makes Run return the first error instead of
+	// reconnecting.
+	NoReconnect bool
+
+	mu      sync.RWMutex
+	table   *route.Table
+	seq     uint64
+	synced  bool
+	resyncs int
+	changed chan struct{} // closed and replaced when seq advances
+}
+
+func (m *Mirror) init() {
+	if m.changed == nil {
+		m.changed = make(chan struct{})
+		m.table = new(route.Table)
+	}
+}
+
+// Lookup returns the local route with the longest prefix containing a.
+func (m *Mirror) Lookup(a netip.Addr) (Route, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.table == nil {
+		return Route{}, false
+	}
+	return m.table.Lookup(a)
+}
+
+// Routes returns the local table in `rtm route show` order.
+func (m *Mirror) Routes() []Route {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.table == nil {
+		return nil
+	}
+	routes := make([]Route, 0, m.table.Len())
+	for r := range m.table.All() {
+		routes = append(routes, r)
+	}
+	return routes
+}
+
+// Len returns the number of local routes.
+func (m *Mirror) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.table == nil {
+		return 0
+	}
+	return m.table.Len()
+}
+
+// Seq returns the sequence number the local table is at, and whether it
+// has synced at least once.
+func (m *Mirror) Seq() (uint64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.seq, m.synced
+}
+
+// Resyncs returns how many snapshots replaced the table after the first.
+func (m *Mirror) Resyncs() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.resyncs
+}
+
+// WaitSeq waits until the local table has synced and reached sequence seq.
+func (m *Mirror) WaitSeq(ctx context.Context, seq uint64) error {
+	for {
+		m.mu.Lock()
+		m.init()
+		ok := m.synced && m.seq >= seq
+		ch := m.changed
+		m.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Run keeps the mirror in sync until ctx is done. It returns ctx's error,
+// or, with NoReconnect, the error that ended the connection.
+func (m *Mirror) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.init()
+	m.mu.Unlock()
+	backoff := 100 * time.Millisecond
+	for {
+		synced, err := m.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if m.NoReconnect {
+			return err
+		}
+		if m.OnError != nil {
+			m.OnError(err)
+		}
+		if synced {
+			backoff = 100 * time.Millisecond
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, 5*time.Second)
+		select {
+		case <-time.After(sleep):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// session subscribes once and applies what arrives until an error.
+func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
+	network := m.Network
+	if network == "" {
+		network = "unix"
+	}
+	c, err := m.Dialer.Dial(ctx, network, m.Address)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	defer stop()
+	if _, err := c.nc.Write(wire.AppendRequest(nil, 0, wire.KSubscribe, nil)); err != nil {
+		return false, fmt.Errorf("subscribe: %w", err)
+	}
+	var (
+		d    wire.Decoder
+		next *route.Table // the snapshot being received
+		snap uint64       // its sequence number
+	)
+	emit := func(e Event) {
+		if m.OnEvent != nil {
+			m.OnEvent(e)
+		}
+	}
+	for {
+		typ, p, err := c.r.ReadFrame()
+		if err != nil {
+			return synced, fmt.Errorf("reading from rtmd: %w", err)
+		}
+		switch typ {
+		case wire.TSnapBegin:
+			d.Reset(p)
+			snap = d.U64("sequence")
+			reason := d.U8("reason")
+			d.U64("routes")
+			if err := d.Finish(); err != nil {
+				return synced, fmt.Errorf("bad snapshot header: %w", err)
+			}
+			next = new(route.Table)
+			emit(Event{Kind: Reset, Seq: snap, Backlog: reason == wire.ReasonBacklog})
+		case wire.TSnapshot:
+			if next == nil {
+				return synced, errors.New("protocol error: snapshot routes outside a snapshot")
+			}
+			err := d.Routes(p, func(r route.Route) {
+				next.Set(r.Dst, r.NextHop)
+				if m.OnEvent != nil {
+					m.OnEvent(Event{Kind: Add, Seq: snap, Route: r, More: true})
+				}
+			})
+			if err != nil {
+				return synced, fmt.Errorf("bad snapshot frame: %w", err)
+			}
+		case wire.TSynced:
+			if next == nil {
+				return synced, errors.New("protocol error: synced outside a snapshot")
+			}
+			m.mu.Lock()
+			m.table, m.seq = next, snap
+			if m.synced {
+				m.resyncs++
+			}
+			m.synced, synced = true, true
+			close(m.changed)
+			m.changed = make(chan struct{})
+			m.mu.Unlock()
+			next = nil
+			emit(Event{Kind: Synced, Seq: snap})
+		case wire.TChanges:
+			if !synced || next != nil {
+				return synced, errors.New("protocol error: changes before the snapshot is complete")
+			}
+			if err := m.applyChanges(&d, p); err != nil {
+				return synced, err
+			}
+		case wire.TError:
+			return synced, serverError(p)
+		default:
+			return synced, fmt.Errorf("protocol error: unexpected frame type %d on a subscription", typ)
+		}
+	}
+}
+
+// applyChanges applies one Changes frame under the lock, then emits its
+// events. A change that does not fit the local table (an add of a prefix
+// that exists, a gap in the sequence) means the copy is wrong: the
+// connection is dropped and Run resyncs.
+func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
+	var bad error
+	var events []Event
+	keep := m.OnEvent != nil
+	m.mu.Lock()
+	err := d.Changes(p, func(c wire.Change) {
+		if bad != nil {
+			return
+		}
+		if c.Seq != m.seq+1 {
+			bad = fmt.Errorf("sequence gap: at %d, next change is %d", m.seq, c.Seq)
+			return
+		}
+		var had bool
+		kind := Add
+		switch c.Op {
+		case wire.OpAdd:
+			_, had = m.table.Set(c.Route.Dst, c.Route.NextHop)
+			had = !had
+		case wire.OpChange:
+			kind = Change
+			_, had = m.table.Set(c.Route.Dst, c.Route.NextHop)
+		case wire.OpDel:
+			kind = Del
+			_, had = m.table.Delete(c.Route.Dst)
+		}
+		if !had {
+			bad = fmt.Errorf("out of sync at %d: %s %v does not fit the local table", c.Seq, kind, c.Route.Dst)
+			return
+		}
+		m.seq = c.Seq
+		if keep {
+			events = append(events, Event{Kind: kind, Seq: c.Seq, Route: c.Route})
+		}
+	})
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+	for i, e := range events {
+		e.More = i < len(events)-1
+		m.OnEvent(e)
+	}
+	if err != nil {
+		return fmt.Errorf("bad changes frame: %w", err)
+	}
+	return bad
+}

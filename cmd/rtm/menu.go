@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/route"
+)
+
+const clientMenu = `rtm client: a local copy of rtmd's tables
+  1) show     print the local routing table
+  2) lookup   longest-prefix match of an address, in the local table
+  3) status   sequence number, routes, resyncs
+  0) quit
+Type a number or a word; arguments may follow on the same line.`
+
+// clientMenu runs the client process of the design: a Mirror kept in sync
+// in the background, and a menu that reads only the local copy.
+func (e *env) clientMenu(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := &client.Mirror{
+		Address: e.socket,
+		Dialer:  client.Dialer{Name: "rtm client"},
+		OnError: func(err error) { fmt.Fprintln(os.Stderr, "rtm client:", err, "(reconnecting)") },
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+
+	// Commands wait for the first sync, so that a piped "show" does not
+	// print an empty table.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	err := m.WaitSeq(wctx, 0)
+	wcancel()
+	if err != nil {
+		return fmt.Errorf("no table from rtmd at %s: %w", e.socket, err)
+	}
+	fmt.Fprintln(e.stdout, clientMenu)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(e.stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	prompt := func(p string) (string, bool) {
+		fmt.Fprint(e.stdout, p)
+		e.stdout.Flush()
+		select {
+		case l, ok := <-lines:
+			return strings.TrimSpace(l), ok
+		case <-ctx.Done():
+			return "", false
+		}
+	}
+	for {
+		line, ok := prompt("rtm client> ")
+		if !ok {
+			fmt.Fprintln(e.stdout)
+			return nil
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "1", "show", "s":
+			seq, _ := m.Seq()
+			routes := m.Routes()
+			fmt.Fprintf(e.stdout, "# seq %d, %d routes\n", seq, len(routes))
+			for _, r := range routes {
+				e.printRoute(r, false)
+			}
+		case "2", "lookup", "get", "l":
+			arg := ""
+			if len(f) > 1 {
+				arg = f[1]
+			} else if arg, ok = prompt("address: "); !ok {
+				return nil
+			}
+			a, err := route.ParseAddr("address", arg)
+			if err != nil {
+				fmt.Fprintln(e.stdout, "error:", err)
+				continue
+			}
+			if r, ok := m.Lookup(a); ok {
+				e.printRoute(r, false)
+			} else {
+				fmt.Fprintf(e.stdout, "no route to %v\n", a)
+			}
+		case "3", "status":
+			seq, _ := m.Seq()
+			fmt.Fprintf(e.stdout, "seq %d, %d routes, %d resyncs\n", seq, m.Len(), m.Resyncs())
+		case "0", "quit", "q", "exit":
+			return nil
+		case "help", "h", "?":
+			fmt.Fprintln(e.stdout, clientMenu)
+		default:
+			fmt.Fprintf(e.stdout, "unknown choice %q; type help for the menu\n", f[0])
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/command"
+)
+
+// monitor prints the table and then every change. Without --follow it ends,
+// with an error, when the connection to rtmd does; with --follow it
+// reconnects, and the table it is resent follows a "resync" line.
+func (e *env) monitor(ctx context.Context, cmd command.Command) error {
+	b := make([]byte, 0, 256)
+	m := &client.Mirror{
+		Address:     e.socket,
+		Dialer:      client.Dialer{Name: "rtm monitor"},
+		NoReconnect: !cmd.Follow,
+		OnError: func(err error) {
+			e.stdout.Flush()
+			fmt.Fprintln(os.Stderr, "rtm monitor:", err, "(reconnecting)")
+		},
+	}
+	first := true
+	m.OnEvent = func(ev client.Event) {
+		b = b[:0]
+		op := ev.Kind.String()
+		if ev.Kind == client.Reset {
+			if first {
+				first = false
+				return
+			}
+			op = "resync"
+		}
+		if cmd.JSON {
+			b = command.AppendEventJSON(b, ev.Seq, op, ev.Route)
+		} else {
+			b = append(b, op...)
+			switch ev.Kind {
+			case client.Add, client.Change:
+				b = ev.Route.AppendText(append(b, ' '))
+			case client.Del:
+				b = ev.Route.Dst.AppendTo(append(b, ' '))
+			default:
+				b = strconv.AppendUint(append(b, " seq "...), ev.Seq, 10)
+			}
+		}
+		e.stdout.Write(append(b, '\n'))
+		if !ev.More {
+			e.stdout.Flush()
+		}
+	}
+	err := m.Run(ctx)
+	e.stdout.Flush()
+	if errors.Is(err, context.Canceled) {
+		return nil // interrupted: the normal end
+	}
+	return err
+}

@@ -1,0 +1,63 @@
+// Command rtmd is the rtm daemon: it owns the routing table and keeps every
+// subscribed client identical to it. See README.md and docs/.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/server"
+)
+
+func main() {
+	fs := flag.NewFlagSet("rtmd", flag.ExitOnError)
+	socket := fs.String("socket", client.DefaultSocket(), "Unix socket `path` (default: $RTM_SOCKET, else /run/rtm/rtm.sock for root, else $XDG_RUNTIME_DIR/rtm.sock, else /tmp/rtm-UID.sock)")
+	backlog := fs.Int("backlog", server.DefaultBacklog, "`bytes` queued for one client before it is resent the table instead")
+	console := fs.Bool("console", false, "read admin commands from stdin even when it is not a terminal")
+	noConsole := fs.Bool("no-console", false, "do not read stdin, even when it is a terminal")
+	verbose := fs.Bool("v", false, "log debug messages")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: rtmd [flags]\n\nrtmd owns the routing table and keeps every client identical to it.\nFlags take one dash or two (-socket or --socket).\n\n")
+		fs.PrintDefaults()
+	}
+	fs.Parse(os.Args[1:])
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "rtmd: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		os.Exit(2)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, Version: server.Version, Log: log})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtmd:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	interactive := isTerminal(os.Stdin)
+	if (*console || interactive) && !*noConsole {
+		go s.Console(ctx, os.Stdin, os.Stdout, interactive, stop)
+	}
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "rtmd:", err)
+		os.Exit(1)
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,203 @@
+// Package command parses the rtm command grammar: the words after `rtm` and
+// its global flags, as typed on the command line, on rtmd's console, or
+// (later) sent through the message queue. It is iproute2-like: an object
+// ("route"), a verb, and arguments; verbs may be abbreviated to a unique
+// prefix ("r sh" is "route show").
+package command
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/rtm-project/rtm/internal/route"
+)
+
+// Verb says what a Command does.
+type Verb int
+
+// The verbs.
+const (
+	RouteAdd Verb = iota + 1
+	RouteChange
+	RouteReplace
+	RouteDel
+	RouteLoad
+	RouteShow
+	RouteGet
+	Monitor
+	Client
+	Help
+)
+
+var verbNames = map[Verb]string{
+	RouteAdd: "route add", RouteChange: "route change", RouteReplace: "route replace",
+	RouteDel: "route del", RouteLoad: "route load", RouteShow: "route show",
+	RouteGet: "route get", Monitor: "monitor", Client: "client", Help: "help",
+}
+
+func (v Verb) String() string { return verbNames[v] }
+
+// IsMutation reports whether v changes a table.
+func (v Verb) IsMutation() bool {
+	switch v {
+	case RouteAdd, RouteChange, RouteReplace, RouteDel, RouteLoad:
+		return true
+	}
+	return false
+}
+
+// Command is one parsed command.
+type Command struct {
+	Verb   Verb
+	Route  route.Route // add, change, replace; del uses Route.Dst only
+	Addr   netip.Addr  // get
+	File   string      // load: a path, or "-" for stdin
+	JSON   bool        // -j on show, get, monitor
+	Follow bool        // --follow on monitor
+}
+
+// Usage is the grammar, for help texts.
+const Usage = `route add PREFIX via GATEWAY dev OIF      add a route; fails if PREFIX exists
+route change PREFIX via GATEWAY dev OIF   change a route; fails if PREFIX does not exist
+route replace PREFIX via GATEWAY dev OIF  add or change a route
+route del PREFIX                          delete a route; fails if PREFIX does not exist
+route load FILE|-                         replace many routes ("route show" lines) as one batch
+route show [-j]                           print the routing table
+route get ADDR [-j]                       print the longest-prefix match for ADDR
+monitor [-j]                              print the table, then every change
+client                                    keep a local copy and open its menu
+help                                      print this text`
+
+var objects = []string{"route", "monitor", "client", "help"}
+
+var routeVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get"}
+
+// match returns the one word in words that w abbreviates.
+func match(what, w string, words []string) (string, error) {
+	var found []string
+	for _, c := range words {
+		if c == w {
+			return c, nil
+		}
+		if strings.HasPrefix(c, w) {
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("unknown %s %q (want one of: %s)", what, w, strings.Join(words, ", "))
+	}
+	return "", fmt.Errorf("ambiguous %s %q: %s", what, w, strings.Join(found, ", "))
+}
+
+// Parse parses the words of one command.
+func Parse(args []string) (Command, error) {
+	if len(args) == 0 {
+		return Command{}, errors.New("missing command (try help)")
+	}
+	obj, err := match("command", args[0], objects)
+	if err != nil {
+		return Command{}, err
+	}
+	args = args[1:]
+	switch obj {
+	case "help":
+		return Command{Verb: Help}, noArgs(args)
+	case "client":
+		return Command{Verb: Client}, noArgs(args)
+	case "monitor":
+		var c Command
+		c.Verb = Monitor
+		for _, a := range args {
+			switch a {
+			case "-j", "-json", "--json":
+				c.JSON = true
+			case "-follow", "--follow":
+				c.Follow = true
+			default:
+				return Command{}, fmt.Errorf("monitor: unknown argument %q", a)
+			}
+		}
+		return c, nil
+	}
+	if len(args) == 0 {
+		return Command{Verb: RouteShow}, nil
+	}
+	verb, err := match("route command", args[0], routeVerbs)
+	if err != nil {
+		return Command{}, err
+	}
+	args = args[1:]
+	var c Command
+	switch verb {
+	case "add", "change", "replace":
+		c.Verb = map[string]Verb{"add": RouteAdd, "change": RouteChange, "replace": RouteReplace}[verb]
+		c.Route, err = route.ParseFields(args)
+		if err != nil {
+			return Command{}, fmt.Errorf("route %s: %w", verb, err)
+		}
+	case "del", "delete":
+		c.Verb = RouteDel
+		if len(args) == 0 {
+			return Command{}, errors.New("route del: missing PREFIX")
+		}
+		if c.Route.Dst, err = route.ParsePrefix(args[0]); err != nil {
+			return Command{}, fmt.Errorf("route del: %w", err)
+		}
+		if err := noArgs(args[1:]); err != nil {
+			return Command{}, fmt.Errorf("route del: %w", err)
+		}
+	case "load":
+		c.Verb = RouteLoad
+		if len(args) != 1 {
+			return Command{}, errors.New("route load: want one FILE, or - for stdin")
+		}
+		c.File = args[0]
+	case "show", "list":
+		c.Verb = RouteShow
+		if c.JSON, err = jsonFlag(args); err != nil {
+			return Command{}, fmt.Errorf("route show: %w", err)
+		}
+	case "get":
+		c.Verb = RouteGet
+		if len(args) == 0 {
+			return Command{}, errors.New("route get: missing ADDR")
+		}
+		if c.Addr, err = route.ParseAddr("address", args[0]); err != nil {
+			return Command{}, fmt.Errorf("route get: %w", err)
+		}
+		if c.JSON, err = jsonFlag(args[1:]); err != nil {
+			return Command{}, fmt.Errorf("route get: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// ParseLine parses one command line, as typed on a console.
+func ParseLine(line string) (Command, error) {
+	return Parse(strings.Fields(line))
+}
+
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+func jsonFlag(args []string) (bool, error) {
+	j := false
+	for _, a := range args {
+		switch a {
+		case "-j", "-json", "--json":
+			j = true
+		default:
+			return false, fmt.Errorf("unexpected argument %q", a)
+		}
+	}
+	return j, nil
+}

@@ -1,0 +1,379 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+// helloTimeout is how long a new connection may take to say Hello.
+const helloTimeout = 10 * time.Second
+
+// conn is one client connection: a reader goroutine that decodes requests
+// and sends them to the loop, and a writer goroutine that drains the queue
+// the loop fills.
+type conn struct {
+	s    *Server
+	nc   *net.UnixConn
+	pid  int32 // from SO_PEERCRED, for logs
+	name string
+
+	// Owned by the loop.
+	id         uint64
+	subscribed bool
+
+	mu          sync.Mutex
+	queue       []item
+	queued      int  // bytes in queue
+	resync      bool // the queue overflowed: changes are dropped until a new snapshot is queued
+	resyncAsked bool // the writer has asked the loop for that snapshot
+	closed      bool
+
+	wake      chan struct{} // cap 1: the queue is not empty
+	done      chan struct{} // closed by close
+	closeOnce sync.Once
+}
+
+// item is one thing to send: encoded frames, or a snapshot to encode.
+type item struct {
+	b      []byte
+	change bool // b holds changes, dropped on overflow
+	view   *route.View
+	seq    uint64
+	reason byte
+}
+
+func newConn(s *Server, nc *net.UnixConn) *conn {
+	c := &conn{s: s, nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if raw, err := nc.SyscallConn(); err == nil {
+		raw.Control(func(fd uintptr) {
+			if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+				c.pid = cred.Pid
+			}
+		})
+	}
+	return c
+}
+
+func (c *conn) String() string {
+	return fmt.Sprintf("#%d %q pid %d", c.id, c.name, c.pid)
+}
+
+// enqueue queues encoded frames. Called by the loop.
+func (c *conn) enqueue(b []byte) { c.push(item{b: b}) }
+
+func (c *conn) push(it item) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if it.change {
+		if c.resync {
+			return
+		}
+		if c.queued+len(it.b) > c.s.cfg.Backlog {
+			c.overflow()
+			return
+		}
+	} else if c.queued > 2*c.s.cfg.Backlog {
+		// Replies pile up only if the client sends requests and never
+		// reads: it is broken, not slow.
+		c.s.log.Warn("client does not read its replies; dropping it", "client", c)
+		go c.close()
+		return
+	}
+	c.queue = append(c.queue, it)
+	c.queued += len(it.b)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// overflow drops the queued changes; the writer asks for a new snapshot when
+// it has sent what it holds. Called with mu held.
+func (c *conn) overflow() {
+	c.s.log.Warn("client backlog over its cap; it will be resent the table", "client", c, "backlog_bytes", c.queued, "cap", c.s.cfg.Backlog)
+	c.resync = true
+	kept := c.queue[:0]
+	c.queued = 0
+	for _, it := range c.queue {
+		if !it.change && it.view == nil {
+			kept = append(kept, it)
+			c.queued += len(it.b)
+		}
+	}
+	clear(c.queue[len(kept):])
+	c.queue = kept
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueueSnapshot queues a snapshot; changes queued after it follow it.
+// Called by the loop.
+func (c *conn) enqueueSnapshot(v *route.View, seq uint64, reason byte) {
+	c.mu.Lock()
+	c.resync, c.resyncAsked = false, false
+	c.mu.Unlock()
+	c.push(item{view: v, seq: seq, reason: reason})
+}
+
+// enqueueChanges queues a buffer of Changes frames shared with other clients.
+func (c *conn) enqueueChanges(b []byte) { c.push(item{b: b, change: true}) }
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.queue = nil
+		c.mu.Unlock()
+		close(c.done)
+		c.nc.Close()
+	})
+}
+
+// shutdown tells the client why it is being dropped, briefly, and closes.
+func (c *conn) shutdown(msg string) {
+	c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.nc.Write(wire.AppendError(nil, msg))
+	c.close()
+}
+
+// fatal reports a protocol error to the client and to the log, and drops
+// the client.
+func (c *conn) fatal(err error) {
+	c.s.log.Warn("dropping client", "client", c, "err", err)
+	c.shutdown(err.Error())
+	c.gone(err)
+}
+
+func (c *conn) gone(err error) {
+	select {
+	case c.s.events <- evGone{c, err}:
+	case <-c.done:
+		// Closed already (shutdown); the loop is gone or knows.
+	}
+}
+
+func (c *conn) read() {
+	r := wire.NewReader(c.nc)
+	c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
+	typ, p, err := r.ReadFrame()
+	if err != nil {
+		c.fatal(fmt.Errorf("reading hello: %w", err))
+		return
+	}
+	if typ != wire.THello {
+		c.fatal(fmt.Errorf("protocol error: first frame has type %d, want Hello (%d)", typ, wire.THello))
+		return
+	}
+	h, err := wire.DecodeHello(p)
+	if err != nil {
+		c.fatal(fmt.Errorf("bad hello: %w", err))
+		return
+	}
+	c.name = h.Name
+	if h.Version != wire.Version {
+		c.fatal(fmt.Errorf("unsupported protocol version %d: rtmd speaks version %d", h.Version, wire.Version))
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if !c.send(evHello{c}) {
+		return
+	}
+	var (
+		d        wire.Decoder
+		load     [][]byte
+		loadN    int
+		loadErr  error
+		loadBusy bool
+		loadID   uint32
+	)
+	for {
+		typ, p, err := r.ReadFrame()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				c.gone(errors.New("closed by client"))
+			} else {
+				c.fatal(err)
+			}
+			return
+		}
+		if typ != wire.TRequest {
+			c.fatal(fmt.Errorf("protocol error: frame type %d from a client", typ))
+			return
+		}
+		d.Reset(p)
+		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
+		switch ev.kind {
+		case wire.KAdd, wire.KChange, wire.KReplace:
+			ev.route = d.Route()
+		case wire.KDel:
+			ev.route.Dst = d.Prefix("dst")
+		case wire.KGet:
+			ev.addr = d.Addr("address")
+		case wire.KSubscribe:
+		case wire.KLoad:
+			flags := d.U8("flags")
+			chunk := d.Rest()
+			if err := d.Err(); err != nil {
+				c.fatal(fmt.Errorf("bad request: %w", err))
+				return
+			}
+			if loadBusy && ev.id != loadID {
+				c.fatal(fmt.Errorf("protocol error: load %d started before load %d ended", ev.id, loadID))
+				return
+			}
+			loadBusy, loadID = true, ev.id
+			if loadErr == nil {
+				var cd wire.Decoder
+				loadErr = cd.Routes(chunk, func(route.Route) { loadN++ })
+				if loadErr != nil {
+					loadErr = fmt.Errorf("route load: route %d of the batch: %w", loadN+1, loadErr)
+				} else if loadN > c.s.cfg.MaxLoad {
+					loadErr = fmt.Errorf("route load: more than %d routes in one batch", c.s.cfg.MaxLoad)
+				} else {
+					load = append(load, append([]byte(nil), chunk...))
+				}
+			}
+			if flags&wire.LoadFinal == 0 {
+				continue
+			}
+			ev.load, ev.err = load, loadErr
+			if loadErr != nil {
+				ev.load = nil
+			}
+			load, loadN, loadErr, loadBusy = nil, 0, nil, false
+		default:
+			// A well-formed frame with a kind this rtmd does not know:
+			// the loop answers with an error and the client stays.
+			d.Rest()
+		}
+		if err := d.Finish(); err != nil {
+			c.fatal(fmt.Errorf("bad request: %w", err))
+			return
+		}
+		if !c.send(ev) {
+			return
+		}
+	}
+}
+
+func (c *conn) send(ev event) bool {
+	select {
+	case c.s.events <- ev:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+func (c *conn) write() {
+	var bufs net.Buffers
+	var rw wire.RouteWriter
+	rw.Typ = wire.TSnapshot
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		for {
+			c.mu.Lock()
+			items := c.queue
+			c.queue = nil
+			c.queued = 0
+			askResync := len(items) == 0 && c.resync && !c.resyncAsked
+			if askResync {
+				c.resyncAsked = true
+			}
+			c.mu.Unlock()
+			if askResync {
+				select {
+				case c.s.events <- evResync{c}:
+				case <-c.done:
+					return
+				}
+			}
+			if len(items) == 0 {
+				break
+			}
+			for _, it := range items {
+				if it.view == nil {
+					bufs = append(bufs, it.b)
+					continue
+				}
+				if err := c.flush(&bufs); err != nil {
+					return
+				}
+				if err := c.writeSnapshot(&rw, it); err != nil {
+					return
+				}
+			}
+			if err := c.flush(&bufs); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) flush(bufs *net.Buffers) error {
+	if len(*bufs) == 0 {
+		return nil
+	}
+	all := *bufs
+	_, err := bufs.WriteTo(c.nc)
+	clear(all)
+	*bufs = all[:0]
+	if err != nil {
+		c.writeFailed(err)
+	}
+	return err
+}
+
+func (c *conn) writeFailed(err error) {
+	select {
+	case <-c.done:
+		return // closed on purpose
+	default:
+	}
+	c.close()
+	c.gone(fmt.Errorf("write: %w", err))
+}
+
+// writeSnapshot encodes a view as SnapBegin, Snapshot frames of about
+// 64 KiB and Synced, writing as it goes: the view is immutable, so the loop
+// keeps changing the table meanwhile.
+func (c *conn) writeSnapshot(rw *wire.RouteWriter, it item) error {
+	if err := c.writeAll(wire.AppendSnapBegin(nil, it.seq, it.reason, uint64(it.view.Len()))); err != nil {
+		return err
+	}
+	for r := range it.view.All() {
+		rw.Add(r)
+		if rw.Full() {
+			if err := c.writeAll(rw.Flush()); err != nil {
+				return err
+			}
+		}
+	}
+	return c.writeAll(wire.AppendSynced(rw.Flush(), it.seq))
+}
+
+func (c *conn) writeAll(b []byte) error {
+	if _, err := c.nc.Write(b); err != nil {
+		c.writeFailed(err)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/rtm-project/rtm/internal/command"
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+const consoleMenu = `rtmd console: a menu number, or a command (help for the grammar)
+  1) show routes        5) delete a route
+  2) add a route        6) look up an address
+  3) change a route     7) load routes from a file
+  4) replace a route    8) status
+  0) stop rtmd`
+
+// Console reads admin commands from in until EOF or ctx is done: menu
+// numbers, which prompt for their arguments, or the rtm grammar without the
+// leading "rtm". Commands run on the loop like any client's. stop is called
+// for "0" or "stop".
+func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, interactive bool, stop func()) {
+	w := bufio.NewWriter(out)
+	defer w.Flush()
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	ask := func(p string) (string, bool) {
+		if interactive {
+			fmt.Fprint(w, p)
+		}
+		w.Flush()
+		if !sc.Scan() {
+			return "", false
+		}
+		return strings.TrimSpace(sc.Text()), true
+	}
+	fmt.Fprintln(w, consoleMenu)
+	for ctx.Err() == nil {
+		line, ok := ask("rtmd> ")
+		if !ok {
+			return
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		if i := strings.Index("12345678", f[0]); len(f[0]) == 1 && i >= 0 {
+			verb := []string{"route show", "route add", "route change", "route replace", "route del", "route get", "route load", "status"}[i]
+			args := strings.Join(f[1:], " ")
+			if args == "" && i > 0 && i < 7 {
+				hint := map[int]string{1: "PREFIX via GATEWAY dev OIF", 2: "PREFIX via GATEWAY dev OIF", 3: "PREFIX via GATEWAY dev OIF", 4: "PREFIX", 5: "ADDR", 6: "FILE"}[i]
+				if args, ok = ask(verb + " " + hint + ": "); !ok {
+					return
+				}
+			}
+			line = verb + " " + args
+		}
+		switch strings.TrimSpace(line) {
+		case "0", "stop":
+			fmt.Fprintln(w, "stopping rtmd")
+			stop()
+			return
+		case "status":
+			s.consoleStatus(ctx, w)
+			continue
+		case "menu":
+			fmt.Fprintln(w, consoleMenu)
+			continue
+		}
+		if err := s.consoleCommand(ctx, w, line); err != nil {
+			fmt.Fprintln(w, "error:", err)
+		}
+	}
+}
+
+func (s *Server) consoleStatus(ctx context.Context, w io.Writer) {
+	v, seq, err := s.View(ctx)
+	if err != nil {
+		fmt.Fprintln(w, "error:", err)
+		return
+	}
+	fmt.Fprintf(w, "rtmd %s: seq %d, %d routes\n", s.cfg.Version, seq, v.Len())
+}
+
+func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line string) error {
+	cmd, err := command.ParseLine(line)
+	if err != nil {
+		return err
+	}
+	var res Result
+	switch cmd.Verb {
+	case command.Help:
+		fmt.Fprintln(w, command.Usage)
+		fmt.Fprintln(w, "status                                    sequence number and table size")
+		fmt.Fprintln(w, "menu                                      print the menu")
+		fmt.Fprintln(w, "stop                                      stop rtmd")
+		return nil
+	case command.RouteShow:
+		v, _, err := s.View(ctx)
+		if err != nil {
+			return err
+		}
+		b := make([]byte, 0, 128)
+		for r := range v.All() {
+			b = b[:0]
+			if cmd.JSON {
+				b = command.AppendRouteJSON(b, r)
+			} else {
+				b = r.AppendText(b)
+			}
+			w.Write(append(b, '\n'))
+		}
+		return nil
+	case command.RouteAdd:
+		res = s.Exec(ctx, wire.KAdd, cmd.Route, netip.Addr{})
+	case command.RouteChange:
+		res = s.Exec(ctx, wire.KChange, cmd.Route, netip.Addr{})
+	case command.RouteReplace:
+		res = s.Exec(ctx, wire.KReplace, cmd.Route, netip.Addr{})
+	case command.RouteDel:
+		res = s.Exec(ctx, wire.KDel, cmd.Route, netip.Addr{})
+	case command.RouteGet:
+		res = s.Exec(ctx, wire.KGet, route.Route{}, cmd.Addr)
+		if res.Err == nil && res.NotFound {
+			return fmt.Errorf("no route to %v", cmd.Addr)
+		}
+		if res.Err == nil {
+			fmt.Fprintln(w, res.Route)
+		}
+	case command.RouteLoad:
+		res, err = s.consoleLoad(ctx, cmd.File)
+		if err != nil {
+			return err
+		}
+		if res.Err == nil {
+			fmt.Fprintf(w, "%d routes changed\n", res.Changes)
+		}
+	default:
+		return fmt.Errorf("%v is not a console command", cmd.Verb)
+	}
+	if res.Err != nil {
+		return res.Err
+	}
+	if cmd.Verb.IsMutation() && cmd.Verb != command.RouteLoad {
+		fmt.Fprintln(w, "ok")
+	}
+	return nil
+}
+
+// consoleLoad reads a route file and applies it as one batch.
+func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
+	if file == "-" {
+		return Result{}, errors.New("route load: the console reads commands from stdin; give a FILE")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	w := wire.RouteWriter{Head: nil}
+	var chunks [][]byte
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || text[0] == '#' {
+			continue
+		}
+		r, err := route.ParseLine(text)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s:%d: %w (nothing loaded)", file, line, err)
+		}
+		w.Add(r)
+		if w.Full() {
+			chunks = append(chunks, payload(w.Flush()))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return Result{}, err
+	}
+	chunks = append(chunks, payload(w.Flush()))
+	ch := make(chan Result, 1)
+	ev := evRequest{kind: wire.KLoad, load: chunks, done: func(r Result) { ch <- r }}
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	return <-ch, nil
+}
+
+// payload copies the payload out of the one frame in b (or returns an empty
+// route list for no frame).
+func payload(b []byte) []byte {
+	if len(b) < wire.HeaderLen {
+		return []byte{0, 0, 0, 0}
+	}
+	return append([]byte(nil), b[wire.HeaderLen:]...)
+}

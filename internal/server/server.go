@@ -1,0 +1,413 @@
+// Package server is rtmd: the event loop that owns the tables, and the
+// listeners and connections that feed it.
+//
+// One goroutine, the loop, owns the routing table and the sequence number.
+// Every source (each connection's reader, the console) sends it events over
+// one channel and never touches the table. The loop applies a turn's worth of
+// events, encodes the changes once, and appends the same bytes to every
+// subscriber's queue; each connection has a writer goroutine that drains its
+// queue, so a slow reader stalls only itself. A queue past its byte cap is
+// dropped and the client is resent a snapshot instead: memory stays bounded
+// and nothing is lost silently.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+// Config configures a Server.
+type Config struct {
+	Socket  string       // Unix socket path
+	Backlog int          // bytes queued for one client before it must resync; 0 means DefaultBacklog
+	MaxLoad int          // routes in one load; 0 means DefaultMaxLoad
+	Version string       // reported to clients
+	Log     *slog.Logger // nil means slog.Default()
+}
+
+// Version is rtmd's version.
+const Version = "0.1.0"
+
+// Defaults for Config.
+const (
+	DefaultBacklog = 64 << 20
+	DefaultMaxLoad = 16 << 20
+)
+
+// Server is rtmd.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	ln     *net.UnixListener
+	events chan event
+
+	// Owned by the loop.
+	table   route.Table
+	seq     uint64
+	clients map[*conn]struct{}
+	changes wire.ChangeWriter
+	replies []pendingReply
+	nextID  uint64
+}
+
+type pendingReply struct {
+	c *conn
+	b []byte
+}
+
+// New checks the socket path and listens on it. A socket file that no
+// process answers on is stale and replaced; one that answers is an error.
+func New(cfg Config) (*Server, error) {
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = DefaultBacklog
+	}
+	if cfg.MaxLoad <= 0 {
+		cfg.MaxLoad = DefaultMaxLoad
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	ln, err := listen(cfg.Socket, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:     cfg,
+		log:     cfg.Log,
+		ln:      ln,
+		events:  make(chan event, 1024),
+		clients: make(map[*conn]struct{}),
+	}, nil
+}
+
+func listen(path string, log *slog.Logger) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another rtmd is already serving %s", path)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("checking %s: %w", path, err)
+		}
+		log.Info("replacing stale socket", "path", path)
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing stale socket: %w", err)
+		}
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// Addr returns the socket path.
+func (s *Server) Addr() string { return s.cfg.Socket }
+
+// Run serves until ctx is done, then tells clients, closes every connection
+// and removes the socket file.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("rtmd listening", "socket", s.cfg.Socket, "version", s.cfg.Version, "protocol", wire.Version)
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		s.accept()
+	}()
+	s.loop(ctx)
+	s.ln.Close() // unlinks the socket file
+	<-acceptDone
+	for c := range s.clients {
+		c.shutdown("rtmd is shutting down")
+	}
+	s.log.Info("rtmd stopped")
+	return nil
+}
+
+func (s *Server) accept() {
+	for {
+		nc, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Error("accept", "err", err)
+			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
+			continue
+		}
+		c := newConn(s, nc)
+		go c.read()
+		go c.write()
+	}
+}
+
+// event is what sources send the loop.
+type event interface{}
+
+type (
+	evHello struct{ c *conn } // a client completed the handshake
+	evGone  struct {
+		c   *conn
+		err error
+	}
+	evRequest struct {
+		c     *conn // nil from the console
+		id    uint32
+		kind  byte
+		route route.Route
+		addr  netip.Addr
+		load  [][]byte     // load: the chunks' payloads, already validated
+		err   error        // the reader found the request bad; the loop replies with it
+		done  func(Result) // console: called on the loop; must not block
+	}
+	evResync struct{ c *conn } // the writer is idle and the client needs a new snapshot
+	evView   struct{ done func(*route.View, uint64) }
+)
+
+// Result is the outcome of a request from the console.
+type Result struct {
+	Err      error
+	NotFound bool
+	Route    route.Route
+	Changes  int // routes changed by a load
+}
+
+func (s *Server) loop(ctx context.Context) {
+	for {
+		select {
+		case ev := <-s.events:
+			s.handle(ev)
+		case <-ctx.Done():
+			return
+		}
+	drain:
+		for range 256 {
+			select {
+			case ev := <-s.events:
+				s.handle(ev)
+			default:
+				break drain
+			}
+		}
+		s.publish()
+	}
+}
+
+func (s *Server) handle(ev event) {
+	switch ev := ev.(type) {
+	case evHello:
+		s.nextID++
+		ev.c.id = s.nextID
+		s.clients[ev.c] = struct{}{}
+		ev.c.enqueue(wire.AppendWelcome(nil, s.seq, s.cfg.Version))
+	case evGone:
+		if _, ok := s.clients[ev.c]; ok {
+			delete(s.clients, ev.c)
+			s.log.Debug("client gone", "client", ev.c, "reason", ev.err)
+		}
+		ev.c.close()
+	case evRequest:
+		s.request(ev)
+	case evResync:
+		if _, ok := s.clients[ev.c]; ok {
+			s.snapshot(ev.c, wire.ReasonBacklog)
+		}
+	case evView:
+		s.publish()
+		ev.done(s.table.Freeze(), s.seq)
+	}
+}
+
+func (s *Server) request(r evRequest) {
+	var res Result
+	switch {
+	case r.err != nil:
+		res.Err = r.err
+	default:
+		s.apply(r, &res)
+		if r.kind == wire.KSubscribe && res.Err == nil {
+			return // the snapshot is the answer
+		}
+	}
+	s.reply(r, res)
+}
+
+func (s *Server) apply(r evRequest, res *Result) {
+	switch r.kind {
+	case wire.KAdd, wire.KChange, wire.KReplace:
+		res.Err = s.set(r.kind, r.route)
+	case wire.KDel:
+		res.Err = s.del(r.route.Dst)
+	case wire.KLoad:
+		res.Changes = s.load(r.load)
+	case wire.KGet:
+		res.Route, res.NotFound = s.table.Lookup(r.addr)
+		res.NotFound = !res.NotFound
+	case wire.KSubscribe:
+		if r.c == nil || r.c.subscribed {
+			res.Err = errors.New("already subscribed")
+			break
+		}
+		r.c.subscribed = true
+		s.snapshot(r.c, wire.ReasonNew)
+	default:
+		res.Err = fmt.Errorf("unknown request kind %d", r.kind)
+	}
+}
+
+func (s *Server) reply(r evRequest, res Result) {
+	if r.done != nil {
+		r.done(res)
+		return
+	}
+	var b []byte
+	switch {
+	case res.Err != nil:
+		b = wire.AppendErrorReply(nil, r.id, res.Err.Error())
+	case r.kind == wire.KGet && res.NotFound:
+		b = wire.AppendReply(nil, r.id, wire.StatusNotFound, nil)
+	case r.kind == wire.KGet:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendRoute(nil, res.Route))
+	case r.kind == wire.KLoad:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))
+	default:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
+	}
+	s.replies = append(s.replies, pendingReply{r.c, b})
+}
+
+func (s *Server) set(kind byte, r route.Route) error {
+	old, had := s.table.Get(r.Dst)
+	switch {
+	case kind == wire.KAdd && had:
+		return fmt.Errorf("route %v exists (via %v dev %s)", r.Dst, old.Gateway, old.Dev)
+	case kind == wire.KChange && !had:
+		return fmt.Errorf("no route for %v", r.Dst)
+	case had && old == r.NextHop:
+		return nil // nothing changes, so no sequence number is used
+	}
+	s.table.Set(r.Dst, r.NextHop)
+	op := byte(wire.OpAdd)
+	if had {
+		op = wire.OpChange
+	}
+	s.seq++
+	s.changes.Add(s.seq, op, r)
+	return nil
+}
+
+func (s *Server) del(p netip.Prefix) error {
+	if _, had := s.table.Delete(p); !had {
+		return fmt.Errorf("no route for %v", p)
+	}
+	s.seq++
+	s.changes.Add(s.seq, wire.OpDel, route.Route{Dst: p})
+	return nil
+}
+
+// load applies validated chunks as replaces, in order. A chunk was checked
+// when it arrived, so nothing here can fail half-way.
+func (s *Server) load(chunks [][]byte) int {
+	var d wire.Decoder
+	n := 0
+	for _, p := range chunks {
+		d.Routes(p, func(r route.Route) {
+			old, had := s.table.Set(r.Dst, r.NextHop)
+			if had && old == r.NextHop {
+				return
+			}
+			op := byte(wire.OpAdd)
+			if had {
+				op = wire.OpChange
+			}
+			s.seq++
+			s.changes.Add(s.seq, op, r)
+			n++
+		})
+	}
+	return n
+}
+
+// snapshot queues a consistent snapshot at the current sequence for c,
+// after every change already published.
+func (s *Server) snapshot(c *conn, reason byte) {
+	s.publish()
+	c.enqueueSnapshot(s.table.Freeze(), s.seq, reason)
+}
+
+// publish sends the changes of this turn to every subscriber, then the
+// replies of this turn, so that a client that is told its change is done
+// has already been sent it.
+func (s *Server) publish() {
+	if s.changes.Len() > 0 {
+		b := s.changes.Take()
+		for c := range s.clients {
+			if c.subscribed {
+				c.enqueueChanges(b)
+			}
+		}
+	}
+	for _, r := range s.replies {
+		r.c.enqueue(r.b)
+	}
+	clear(s.replies)
+	s.replies = s.replies[:0]
+}
+
+// Exec runs a request for the console and waits for its result.
+func (s *Server) Exec(ctx context.Context, kind byte, r route.Route, addr netip.Addr) Result {
+	ch := make(chan Result, 1)
+	ev := evRequest{kind: kind, route: r, addr: addr, done: func(res Result) { ch <- res }}
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+	select {
+	case res := <-ch:
+		return res
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+}
+
+// View returns a read-only snapshot of the table and its sequence number.
+func (s *Server) View(ctx context.Context) (*route.View, uint64, error) {
+	type vs struct {
+		v   *route.View
+		seq uint64
+	}
+	ch := make(chan vs, 1)
+	select {
+	case s.events <- evView{func(v *route.View, seq uint64) { ch <- vs{v, seq} }}:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	select {
+	case r := <-ch:
+		return r.v, r.seq, nil
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+}

@@ -1,0 +1,192 @@
+// Package wire encodes and decodes the frames of the rtm sync protocol, as
+// docs/protocol.md lays them out.
+//
+// A frame is a 5-byte header (payload length, uint32 little-endian; frame
+// type, one byte) and a payload. Encoders append to a caller's []byte and do
+// not allocate once it has room; decoders validate every field and return an
+// error that names the field and its offset, never panic, and never trust a
+// length before checking it against what is there.
+//
+// Nothing in this package is safe for concurrent use, except that encoded
+// bytes may be shared read-only.
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/rtm-project/rtm/internal/route"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// Magic opens every Hello payload.
+const Magic = "RTM\x00"
+
+// HeaderLen is the size of a frame header.
+const HeaderLen = 5
+
+// MaxPayload is the largest payload a Reader accepts; a longer frame is an
+// error and ends the connection.
+const MaxPayload = 1 << 20
+
+// chunkPayload is where encoders of many records start a new frame.
+const chunkPayload = 64 << 10
+
+// Frame types.
+const (
+	THello     = 1 // client: magic, version, name
+	TWelcome   = 2 // server: version, current sequence, server version text
+	TError     = 3 // server: a fatal error; the connection closes after it
+	TRequest   = 4 // client: id, kind, body
+	TReply     = 5 // server: id, status, body
+	TSnapBegin = 6 // server: sequence S, reason, route count
+	TSnapshot  = 7 // server: routes of the snapshot
+	TSynced    = 8 // server: the snapshot at S is complete
+	TChanges   = 9 // server: first sequence, count, change records
+)
+
+// Request kinds.
+const (
+	KAdd       = 1
+	KChange    = 2
+	KReplace   = 3
+	KDel       = 4
+	KLoad      = 5 // a chunk of a batch load; flag LoadFinal on the last
+	KGet       = 6
+	KSubscribe = 7
+)
+
+// LoadFinal marks the last chunk of a load.
+const LoadFinal = 1
+
+// Reply status codes.
+const (
+	StatusOK       = 0
+	StatusError    = 1
+	StatusNotFound = 2
+)
+
+// Change ops in a Changes frame.
+const (
+	OpAdd    = 1
+	OpChange = 2
+	OpDel    = 3
+)
+
+// Snapshot reasons.
+const (
+	ReasonNew     = 0 // a new subscription
+	ReasonBacklog = 1 // the client fell too far behind; this replaces its table
+)
+
+// Change is one record of a Changes frame.
+type Change struct {
+	Seq   uint64
+	Op    byte
+	Route route.Route // Route.NextHop is zero for OpDel
+}
+
+// BeginFrame appends a frame header with a zero length; EndFrame fills it in.
+func BeginFrame(b []byte, typ byte) ([]byte, int) {
+	return append(b, 0, 0, 0, 0, typ), len(b)
+}
+
+// EndFrame sets the length of the frame that BeginFrame started at off.
+func EndFrame(b []byte, off int) []byte {
+	binary.LittleEndian.PutUint32(b[off:], uint32(len(b)-off-HeaderLen))
+	return b
+}
+
+// AppendFrame appends a whole frame.
+func AppendFrame(b []byte, typ byte, payload []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
+	b = append(b, typ)
+	return append(b, payload...)
+}
+
+// AppendAddr appends a family byte (4 or 6) and the address bytes.
+func AppendAddr(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		a4 := a.As4()
+		return append(append(b, 4), a4[:]...)
+	}
+	a16 := a.As16()
+	return append(append(b, 6), a16[:]...)
+}
+
+// AppendPrefix appends a prefix: family, length, address.
+func AppendPrefix(b []byte, p netip.Prefix) []byte {
+	if p.Addr().Is4() {
+		a4 := p.Addr().As4()
+		return append(append(b, 4, byte(p.Bits())), a4[:]...)
+	}
+	a16 := p.Addr().As16()
+	return append(append(b, 6, byte(p.Bits())), a16[:]...)
+}
+
+// AppendRoute appends a route: prefix, gateway address (of the prefix's
+// family, without a family byte), interface name length and bytes.
+func AppendRoute(b []byte, r route.Route) []byte {
+	b = AppendPrefix(b, r.Dst)
+	if r.Gateway.Is4() {
+		a4 := r.Gateway.As4()
+		b = append(b, a4[:]...)
+	} else {
+		a16 := r.Gateway.As16()
+		b = append(b, a16[:]...)
+	}
+	b = append(b, byte(len(r.Dev)))
+	return append(b, r.Dev...)
+}
+
+// AppendString appends a length-prefixed (uint16) string, cut at 65535 bytes.
+func AppendString(b []byte, s string) []byte {
+	if len(s) > 0xffff {
+		s = s[:0xffff]
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+// Reader reads frames from a byte stream.
+type Reader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+// NewReader returns a Reader on r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 256<<10)}
+}
+
+// ErrFrameTooLarge is returned for a frame longer than MaxPayload.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// ReadFrame returns the next frame. The payload is valid until the next call.
+func (r *Reader) ReadFrame() (typ byte, payload []byte, err error) {
+	var h [HeaderLen]byte
+	if _, err := io.ReadFull(r.r, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.LittleEndian.Uint32(h[:])
+	if n > MaxPayload {
+		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxPayload)
+	}
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	payload = r.buf[:n]
+	if _, err := io.ReadFull(r.r, payload); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, fmt.Errorf("truncated frame (type %d, %d bytes): %w", h[4], n, err)
+	}
+	return h[4], payload, nil
+}

@@ -80,7 +80,9 @@ func (c *conn) push(it item) {
 		if c.resync {
 			return
 		}
-		if c.queued+len(it.b) > c.s.cfg.Backlog {
+		// One batch may exceed the cap on its own: resending the table
+		// would cost more than the batch.
+		if c.queued > 0 && c.queued+len(it.b) > c.s.cfg.Backlog {
 			c.overflow()
 			return
 		}

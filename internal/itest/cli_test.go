@@ -1,0 +1,209 @@
+package itest_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestCLIRoutes(t *testing.T) {
+	d := startRtmd(t)
+	steps := []struct {
+		args     string
+		stdin    string
+		code     int
+		out, err string // substrings; out "=" prefix means exact
+	}{
+		{args: "route add 10.0.0.7/24 via 10.1.1.1 dev eth0"},
+		{args: "route add 10.0.0.0/24 via 10.1.1.2 dev eth0", code: 1, err: "rtmd: route 10.0.0.0/24 exists"},
+		{args: "route change 10.0.0.0/24 via 10.1.1.2 dev eth1"},
+		{args: "route change 10.9.0.0/24 via 10.1.1.2 dev eth1", code: 1, err: "no route for 10.9.0.0/24"},
+		{args: "route replace 2001:db8::/32 via fe80::1 dev eth2"},
+		{args: "r rep 0.0.0.0/0 via 192.0.2.1 dev wan"},
+		{args: "route del 10.9.0.0/16", code: 1, err: "no route for 10.9.0.0/16"},
+		{args: "route add 10.0.0.0/33 via 1.1.1.1 dev x", code: 2, err: `invalid dst "10.0.0.0/33"`},
+		{args: "route add 10.0.0.0/8 via ::1 dev x", code: 2, err: `invalid gateway "::1"`},
+		{args: "route add 10.0.0.0/8 via 1.1.1.1 dev " + strings.Repeat("x", 32), code: 2, err: "invalid dev"},
+		{args: "route add 10.0.0.0/8 via 1.1.1.1", code: 2, err: `missing "dev OIF"`},
+		{args: "route frob", code: 2, err: `unknown route command "frob"`},
+		{args: "--bogus route show", code: 2, err: `unknown global flag "--bogus"`},
+		{args: "route show", out: "=0.0.0.0/0 via 192.0.2.1 dev wan\n10.0.0.0/24 via 10.1.1.2 dev eth1\n2001:db8::/32 via fe80::1 dev eth2\n"},
+		{args: "route get 10.0.0.99", out: "=10.0.0.0/24 via 10.1.1.2 dev eth1\n"},
+		{args: "route get 10.1.0.99 -j", out: `={"dst": "0.0.0.0/0", "gateway": "192.0.2.1", "dev": "wan"}` + "\n"},
+		{args: "route get 2001:db9::1", code: 1, err: "no route to 2001:db9::1"},
+		{args: "route get banana", code: 2, err: `invalid address "banana"`},
+		{args: "route load -", stdin: "10.5.0.0/16 via 10.1.1.1 dev a\n\n# comment\n10.6.0.0/16 via 10.1.1.1 dev\n", code: 1, err: "stdin:4: "},
+		{args: "route get 10.5.0.1", out: "=0.0.0.0/0 via 192.0.2.1 dev wan\n"}, // the bad batch changed nothing
+		{args: "route load -", stdin: "10.6.0.0/16 via 10.1.1.1 dev a\n10.5.0.0/16 via 10.1.1.1 dev a\n10.5.0.0/16 via 10.1.1.3 dev b\n"},
+		{args: "route get 10.5.0.1", out: "=10.5.0.0/16 via 10.1.1.3 dev b\n"}, // the later line wins
+		{args: "route del 0.0.0.0/0"},
+	}
+	for _, s := range steps {
+		out, errs, code := d.rtm(s.stdin, strings.Fields(s.args)...)
+		if code != s.code {
+			t.Errorf("rtm %s: exit %d, want %d (stderr %q)", s.args, code, s.code, errs)
+		}
+		if exact, ok := strings.CutPrefix(s.out, "="); ok && out != exact {
+			t.Errorf("rtm %s: stdout %q, want %q", s.args, out, exact)
+		} else if !ok && !strings.Contains(out, s.out) {
+			t.Errorf("rtm %s: stdout %q, want it to contain %q", s.args, out, s.out)
+		}
+		if !strings.Contains(errs, s.err) {
+			t.Errorf("rtm %s: stderr %q, want it to contain %q", s.args, errs, s.err)
+		}
+	}
+	var got []map[string]string
+	if err := json.Unmarshal([]byte(d.mustRtm("route", "show", "-j")), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || got[0]["dst"] != "10.0.0.0/24" || got[3]["dev"] != "eth2" {
+		t.Errorf("route show -j = %v", got)
+	}
+}
+
+// TestMonitorJSON checks the monitor's line format: the table as add lines,
+// a synced line, then changes.
+func TestMonitorJSON(t *testing.T) {
+	d := startRtmd(t)
+	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+	cmd := exec.Command(filepath.Join(binDir, "rtm"), "-s", d.socket, "monitor", "-j")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	next := func() string {
+		if !lines.Scan() {
+			t.Fatalf("monitor ended: %v", lines.Err())
+		}
+		return lines.Text()
+	}
+	want := []string{
+		`{"seq": 1, "table": "route", "op": "add", "dst": "10.0.0.0/8", "gateway": "10.1.1.1", "dev": "eth0"}`,
+		`{"seq": 1, "op": "synced"}`,
+		`{"seq": 2, "table": "route", "op": "change", "dst": "10.0.0.0/8", "gateway": "10.1.1.2", "dev": "eth0"}`,
+		`{"seq": 3, "table": "route", "op": "add", "dst": "::/0", "gateway": "::1", "dev": "lo"}`,
+		`{"seq": 4, "table": "route", "op": "del", "dst": "10.0.0.0/8"}`,
+	}
+	for i, w := range want {
+		if i == 2 {
+			d.mustRtm("route", "replace", "10.0.0.0/8", "via", "10.1.1.2", "dev", "eth0")
+			d.mustRtm("route", "replace", "10.0.0.0/8", "via", "10.1.1.2", "dev", "eth0") // no change, no line
+			d.mustRtm("route", "add", "::/0", "via", "::1", "dev", "lo")
+			d.mustRtm("route", "del", "10.0.0.0/8")
+		}
+		if got := next(); got != w {
+			t.Errorf("line %d = %s\nwant       %s", i+1, got, w)
+		}
+		var v map[string]any
+		if err := json.Unmarshal([]byte(want[i]), &v); err != nil {
+			t.Errorf("line %d is not JSON: %v", i+1, err)
+		}
+	}
+}
+
+// TestClientMenu drives `rtm client` through piped stdin.
+func TestClientMenu(t *testing.T) {
+	d := startRtmd(t)
+	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+	d.mustRtm("route", "add", "10.1.0.0/16", "via", "10.1.1.2", "dev", "eth1")
+	out, errs, code := d.rtm("1\n2 10.1.2.3\nlookup\n10.200.0.1\nget 11.0.0.1\nfrob\nstatus\nquit\n", "client")
+	if code != 0 {
+		t.Fatalf("rtm client: exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"# seq 2, 2 routes\n10.0.0.0/8 via 10.1.1.1 dev eth0\n10.1.0.0/16 via 10.1.1.2 dev eth1\n",
+		"rtm client> 10.1.0.0/16 via 10.1.1.2 dev eth1\n",
+		"address: 10.0.0.0/8 via 10.1.1.1 dev eth0\n",
+		"no route to 11.0.0.1\n",
+		`unknown choice "frob"`,
+		"seq 2, 2 routes, 0 resyncs",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rtm client output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestConsole drives rtmd's console through a stdin pipe with -console.
+func TestConsole(t *testing.T) {
+	d := startRtmd(t, "-console")
+	fmt.Fprint(d.stdin, "route add 10.0.0.0/8 via 10.1.1.1 dev eth0\n2\n10.2.0.0/16 via 10.1.1.1 dev eth2\n6 10.2.3.4\nroute add 1.2.3.4/40 via 1.1.1.1 dev x\n1\n")
+	d.stdin.Close()
+	want := "10.0.0.0/8 via 10.1.1.1 dev eth0\n10.2.0.0/16 via 10.1.1.1 dev eth2\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.stdout.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("console output lacks the table:\n%s", d.stdout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out := d.stdout.String()
+	for _, w := range []string{"ok\nok\n10.2.0.0/16 via 10.1.1.1 dev eth2\n", `error: route add: invalid dst "1.2.3.4/40"`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("console output lacks %q:\n%s", w, out)
+		}
+	}
+	if got := d.mustRtm("route", "show"); got != want {
+		t.Errorf("route show after console = %q, want %q", got, want)
+	}
+}
+
+// TestSocketInUse checks that a second rtmd on a served socket refuses to
+// start, and that a stale socket file is replaced.
+func TestSocketInUse(t *testing.T) {
+	d := startRtmd(t)
+	out, err := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", d.socket).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another rtmd is already serving") {
+		t.Errorf("second rtmd: %v, %s", err, out)
+	}
+
+	stale := filepath.Join(shortDir(t), "stale.sock")
+	ln, lerr := net.Listen("unix", stale)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", stale)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("rtmd on the stale socket: %v", err)
+		}
+		if _, err := os.Lstat(stale); err == nil {
+			t.Errorf("rtmd left %s behind", stale)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", stale)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rtmd did not replace the stale socket: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fi, err := os.Stat(stale)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode = %v, %v; want 0660", fi.Mode().Perm(), err)
+	}
+}

@@ -1,0 +1,280 @@
+package itest_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtm-project/rtm/client"
+)
+
+var binDir string // rtmd and rtm, built by TestMain
+
+func TestMain(m *testing.M) {
+	if os.Getenv("RTM_ITEST_HELPER") != "" {
+		helperMain()
+		return
+	}
+	dir, err := os.MkdirTemp("", "rtmbin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	args := []string{"build", "-o", dir}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/rtm-project/rtm/cmd/rtmd", "github.com/rtm-project/rtm/cmd/rtm")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// shortDir returns a temporary directory with a short path, since Unix
+// socket paths are limited to 108 bytes.
+func shortDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "rtm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// daemon is a running rtmd.
+type daemon struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	socket string
+	stdin  io.WriteCloser
+	stdout *lockedBuffer
+	stderr *lockedBuffer
+	done   chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startRtmd starts rtmd on a socket in a fresh directory and stops it with
+// SIGTERM at the end of the test, checking that it exits 0 and leaves no
+// socket file behind.
+func startRtmd(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, socket: filepath.Join(shortDir(t), "rtm.sock"), stdout: new(lockedBuffer), stderr: new(lockedBuffer), done: make(chan error, 1)}
+	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", d.socket}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
+	var err error
+	if d.stdin, err = d.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(d.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := client.Dial(ctx, d.socket)
+		cancel()
+		if err == nil {
+			c.Close()
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rtmd did not start: %v\n%s", err, d.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *daemon) stop() {
+	t := d.t
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("rtmd exit: %v\n%s", err, d.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		t.Errorf("rtmd did not stop on SIGTERM\n%s", d.stderr)
+	}
+	if _, err := os.Lstat(d.socket); err == nil {
+		t.Errorf("rtmd left its socket %s behind", d.socket)
+	}
+	if t.Failed() {
+		t.Logf("rtmd log:\n%s", d.stderr)
+	}
+}
+
+// rtm runs the rtm command against d and returns its stdout, stderr and
+// exit code.
+func (d *daemon) rtm(stdin string, args ...string) (stdout, stderr string, code int) {
+	d.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "rtm"), append([]string{"--socket", d.socket}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatalf("rtm %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// mustRtm runs rtm and fails the test unless it exits 0.
+func (d *daemon) mustRtm(args ...string) string {
+	d.t.Helper()
+	out, errs, code := d.rtm("", args...)
+	if code != 0 {
+		d.t.Fatalf("rtm %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+// dial connects a library client to d.
+func (d *daemon) dial() *client.Conn {
+	d.t.Helper()
+	c, err := client.Dial(context.Background(), d.socket)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// table returns rtmd's table as `route show` lines and its sequence number.
+func (d *daemon) table() ([]string, uint64) {
+	d.t.Helper()
+	c := d.dial()
+	defer c.Close()
+	var lines []string
+	seq, err := c.Snapshot(context.Background(), func(r client.Route) { lines = append(lines, r.String()) })
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return lines, seq
+}
+
+// subscriber is a helper process that keeps a client.Mirror.
+type subscriber struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	out    *bufio.Reader
+	stderr *lockedBuffer
+}
+
+func startSubscriber(t *testing.T, socket string) *subscriber {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RTM_ITEST_HELPER=subscriber", "RTM_SOCKET="+socket)
+	s := &subscriber{cmd: cmd, stderr: new(lockedBuffer)}
+	cmd.Stderr = s.stderr
+	var err error
+	if s.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.out = bufio.NewReader(stdout)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+		s.stdin.Close()
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+		}
+	})
+	return s
+}
+
+// dump asks the subscriber for its table once it has reached seq.
+func (s *subscriber) dump(t *testing.T, seq uint64) (lines []string, resyncs int) {
+	t.Helper()
+	fmt.Fprintf(s.stdin, "wait %d\n", seq)
+	for {
+		line, err := s.out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("subscriber: %v\n%s", err, s.stderr)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if n, _ := fmt.Sscanf(line, "end resyncs=%d", &resyncs); n == 1 {
+			return lines, resyncs
+		}
+		lines = append(lines, line)
+	}
+}
+
+// helperMain is the subscriber process: a Mirror, and on "wait SEQ" from
+// stdin, its table once it reaches SEQ.
+func helperMain() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := &client.Mirror{Address: os.Getenv("RTM_SOCKET"), Dialer: client.Dialer{Name: "itest subscriber"}}
+	go m.Run(ctx)
+	sc := bufio.NewScanner(os.Stdin)
+	w := bufio.NewWriter(os.Stdout)
+	for sc.Scan() {
+		var seq uint64
+		if _, err := fmt.Sscanf(sc.Text(), "wait %d", &seq); err != nil {
+			fmt.Fprintln(os.Stderr, "helper: bad command", sc.Text())
+			os.Exit(2)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+		if err := m.WaitSeq(wctx, seq); err != nil {
+			got, _ := m.Seq()
+			fmt.Fprintf(os.Stderr, "helper: waiting for seq %d (at %d): %v\n", seq, got, err)
+			os.Exit(1)
+		}
+		wcancel()
+		for _, r := range m.Routes() {
+			fmt.Fprintln(w, r)
+		}
+		fmt.Fprintf(w, "end resyncs=%d\n", m.Resyncs())
+		w.Flush()
+	}
+}

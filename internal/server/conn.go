@@ -23,11 +23,11 @@ const helloTimeout = 10 * time.Second
 type conn struct {
 	s    *Server
 	nc   *net.UnixConn
-	pid  int32 // from SO_PEERCRED, for logs
-	name string
+	id   uint64
+	pid  int32  // from SO_PEERCRED, for logs
+	name string // from the Hello; set before the loop hears of the client
 
 	// Owned by the loop.
-	id         uint64
 	subscribed bool
 
 	mu          sync.Mutex
@@ -52,7 +52,7 @@ type item struct {
 }
 
 func newConn(s *Server, nc *net.UnixConn) *conn {
-	c := &conn{s: s, nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if raw, err := nc.SyscallConn(); err == nil {
 		raw.Control(func(fd uintptr) {
 			if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {

@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,7 +59,8 @@ type Server struct {
 	clients map[*conn]struct{}
 	changes wire.ChangeWriter
 	replies []pendingReply
-	nextID  uint64
+
+	nextID atomic.Uint64 // connection ids, for logs
 }
 
 type pendingReply struct {
@@ -217,8 +219,6 @@ func (s *Server) loop(ctx context.Context) {
 func (s *Server) handle(ev event) {
 	switch ev := ev.(type) {
 	case evHello:
-		s.nextID++
-		ev.c.id = s.nextID
 		s.clients[ev.c] = struct{}{}
 		ev.c.enqueue(wire.AppendWelcome(nil, s.seq, s.cfg.Version))
 	case evGone:

@@ -1,0 +1,122 @@
+package wire_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+func seedChanges() []byte {
+	var w wire.ChangeWriter
+	w.Add(1, wire.OpAdd, mustRoute("10.0.0.0/24 via 10.1.1.1 dev eth0"))
+	w.Add(2, wire.OpChange, mustRoute("2001:db8::/32 via fe80::1 dev eth1"))
+	w.Add(3, wire.OpDel, mustRoute("10.0.0.0/24 via 10.1.1.1 dev eth0"))
+	return w.Take()[wire.HeaderLen:]
+}
+
+// FuzzChanges checks that the Changes decoder never panics, accepts only
+// valid routes, and that what it accepts encodes back to the same bytes.
+func FuzzChanges(f *testing.F) {
+	f.Add(seedChanges())
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 3, 4, 33, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var d wire.Decoder
+		var got []wire.Change
+		err := d.Changes(p, func(c wire.Change) { got = append(got, c) })
+		if err != nil {
+			return
+		}
+		var w wire.ChangeWriter
+		for _, c := range got {
+			if c.Op != wire.OpDel {
+				if err := c.Route.Validate(); err != nil {
+					t.Fatalf("decoded invalid route %v: %v", c.Route, err)
+				}
+			}
+			w.Add(c.Seq, c.Op, c.Route)
+		}
+		if len(got) == 0 {
+			return
+		}
+		if re := w.Take()[wire.HeaderLen:]; !bytes.Equal(re, p) {
+			t.Fatalf("re-encoded %x, want %x", re, p)
+		}
+	})
+}
+
+// FuzzRoutes does the same for Snapshot payloads and load chunks.
+func FuzzRoutes(f *testing.F) {
+	w := wire.RouteWriter{Typ: wire.TSnapshot}
+	w.Add(mustRoute("10.0.0.0/24 via 10.1.1.1 dev eth0"))
+	w.Add(mustRoute("::/0 via ::1 dev lo"))
+	f.Add(w.Flush()[wire.HeaderLen:])
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var d wire.Decoder
+		w := wire.RouteWriter{Typ: wire.TSnapshot}
+		n := 0
+		err := d.Routes(p, func(r route.Route) {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("decoded invalid route %v: %v", r, err)
+			}
+			w.Add(r)
+			n++
+		})
+		if err != nil || n == 0 {
+			return
+		}
+		if re := w.Flush()[wire.HeaderLen:]; !bytes.Equal(re, p) {
+			t.Fatalf("re-encoded %x, want %x", re, p)
+		}
+	})
+}
+
+// FuzzHello checks the handshake decoder.
+func FuzzHello(f *testing.F) {
+	f.Add(wire.AppendHello(nil, wire.Hello{Version: 1, Name: "rtm"})[wire.HeaderLen:])
+	f.Add([]byte("RTM\x00\x01\x00\xff\xff"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		h, err := wire.DecodeHello(p)
+		if err != nil {
+			return
+		}
+		if re := wire.AppendHello(nil, h)[wire.HeaderLen:]; !bytes.Equal(re, p) {
+			t.Fatalf("re-encoded %x, want %x", re, p)
+		}
+	})
+}
+
+// FuzzReader feeds arbitrary bytes to the frame reader and to the decoder
+// of each frame it finds, as rtmd's connection reader does.
+func FuzzReader(f *testing.F) {
+	f.Add(append(wire.AppendHello(nil, wire.Hello{Version: 1}), wire.AppendRequest(nil, 1, wire.KAdd, wire.AppendRoute(nil, mustRoute("10.0.0.0/8 via 1.1.1.1 dev e")))...))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := wire.NewReader(bytes.NewReader(b))
+		var d wire.Decoder
+		for {
+			typ, p, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			if len(p) > wire.MaxPayload {
+				t.Fatalf("payload of %d bytes", len(p))
+			}
+			d.Reset(p)
+			switch typ {
+			case wire.THello:
+				wire.DecodeHello(p)
+			case wire.TRequest:
+				d.U32("id")
+				d.U8("kind")
+				d.Route()
+				d.Finish()
+			case wire.TChanges:
+				d.Changes(p, func(wire.Change) {})
+			case wire.TSnapshot:
+				d.Routes(p, func(route.Route) {})
+			}
+		}
+	})
+}

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -233,43 +232,15 @@ func (c *Conn) Get(ctx context.Context, a netip.Addr) (Route, error) {
 	return r, nil
 }
 
-// Load replaces routes as one batch: rtmd applies all of them or, if one is
-// bad, none. Routes are applied in order, so a later duplicate wins. It
-// returns how many routes changed.
+// Load replaces routes as one batch: rtmd applies all of them, in order, or,
+// if one is bad, none; a later duplicate wins. It returns how many routes
+// changed. For a big table, fill a Batch instead and call LoadBatch.
 func (c *Conn) Load(ctx context.Context, routes []Route) (int, error) {
+	var b Batch
 	for i, r := range routes {
-		if err := r.Validate(); err != nil {
+		if err := b.Add(r); err != nil {
 			return 0, fmt.Errorf("route %d: %w", i+1, err)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.nextID++
-	id := c.nextID
-	w := wire.RouteWriter{Typ: wire.TRequest, Head: []byte{0, 0, 0, 0, wire.KLoad, 0}}
-	binary.LittleEndian.PutUint32(w.Head, id)
-	_, body, err := c.roundTrip(ctx, id, func() error {
-		for _, r := range routes {
-			w.Add(r)
-			if w.Full() {
-				if _, err := c.nc.Write(w.Flush()); err != nil {
-					return err
-				}
-			}
-		}
-		b := w.Flush()
-		b = wire.AppendRequest(b, id, wire.KLoad, []byte{wire.LoadFinal, 0, 0, 0, 0})
-		_, err := c.nc.Write(b)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	var d wire.Decoder
-	d.Reset(body)
-	n, err := strconv.Atoi(d.String("count"))
-	if err != nil || d.Finish() != nil {
-		return 0, fmt.Errorf("bad load reply %q", body)
-	}
-	return n, nil
+	return c.LoadBatch(ctx, &b)
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -176,55 +175,3 @@ func (e *env) show(ctx context.Context, json bool) error {
 	return nil
 }
 
-// load reads route lines, checks them all (a bad line fails the batch
-// before anything is sent), and sends them as one batch.
-func (e *env) load(ctx context.Context, file string) error {
-	in := e.stdin
-	name := "stdin"
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in, name = f, file
-	}
-	routes, err := readRoutes(in, name)
-	if err != nil {
-		return err
-	}
-	// rtmd inserts sorted routes about three times faster; a stable sort
-	// keeps the later of two lines for one prefix last, so it still wins.
-	cmp := func(a, b route.Route) int { return route.Compare(a.Dst, b.Dst) }
-	if !slices.IsSortedFunc(routes, cmp) {
-		slices.SortStableFunc(routes, cmp)
-	}
-	c, err := client.Dial(ctx, e.socket)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_, err = c.Load(ctx, routes)
-	return err
-}
-
-func readRoutes(in io.Reader, name string) ([]route.Route, error) {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var routes []route.Route
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || text[0] == '#' {
-			continue
-		}
-		r, err := route.ParseLine(text)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w (nothing loaded)", name, line, err)
-		}
-		routes = append(routes, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	return routes, nil
-}

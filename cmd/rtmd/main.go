@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,7 @@ func main() {
 	console := fs.Bool("console", false, "read admin commands from stdin even when it is not a terminal")
 	noConsole := fs.Bool("no-console", false, "do not read stdin, even when it is a terminal")
 	verbose := fs.Bool("v", false, "log debug messages")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `file` until rtmd stops")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: rtmd [flags]\n\nrtmd owns the routing table and keeps every client identical to it.\nFlags take one dash or two (-socket or --socket).\n\n")
 		fs.PrintDefaults()
@@ -45,6 +47,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		os.Exit(1)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rtmd:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	interactive := isTerminal(os.Stdin)
@@ -53,6 +66,7 @@ func main() {
 	}
 	if err := s.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

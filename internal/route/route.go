@@ -159,10 +159,30 @@ func trimNetipMsg(err error) string {
 }
 
 // ParseLine parses one line of `rtm route show` output: "DST via GATEWAY dev OIF".
+// It does not allocate for a valid line, since `rtm route load` parses a
+// million of them.
 func ParseLine(line string) (Route, error) {
-	f := strings.Fields(line)
+	var buf [6]string
+	f := buf[:0]
+	for i := 0; i < len(line); {
+		if isSpace(line[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(line) && !isSpace(line[j]) {
+			j++
+		}
+		if len(f) == len(buf) {
+			return ParseFields(strings.Fields(line))
+		}
+		f = append(f, line[i:j])
+		i = j
+	}
 	return ParseFields(f)
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f' }
 
 // ParseFields parses the words "DST via GATEWAY dev OIF". The keywords may come
 // in either order, as iproute2 allows.

@@ -269,11 +269,17 @@ type hopSet struct {
 	refs []uint32
 	ids  map[NextHop]uint32
 	free []uint32
+	last uint32 // the index ref returned last: batches repeat next hops
 }
 
 func (h *hopSet) ref(nh NextHop) uint32 {
+	if int(h.last) < len(h.list) && h.refs[h.last] > 0 && h.list[h.last] == nh {
+		h.refs[h.last]++
+		return h.last
+	}
 	if id, ok := h.ids[nh]; ok {
 		h.refs[id]++
+		h.last = id
 		return id
 	}
 	if h.ids == nil {
@@ -290,6 +296,7 @@ func (h *hopSet) ref(nh NextHop) uint32 {
 		h.refs = append(h.refs, 1)
 	}
 	h.ids[nh] = id
+	h.last = id
 	return id
 }
 

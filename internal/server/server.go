@@ -43,7 +43,7 @@ const Version = "0.1.0"
 // Defaults for Config.
 const (
 	DefaultBacklog = 64 << 20
-	DefaultMaxLoad = 16 << 20
+	DefaultMaxLoad = wire.DefaultMaxLoad
 )
 
 // Server is rtmd.
@@ -330,6 +330,12 @@ func (s *Server) del(p netip.Prefix) error {
 // when it arrived, so nothing here can fail half-way.
 func (s *Server) load(chunks [][]byte) int {
 	var d wire.Decoder
+	size := 0
+	for _, p := range chunks {
+		size += len(p)
+	}
+	// A change record is a route and an op byte; a route is at least 11 bytes.
+	s.changes.Grow(size + size/11 + size/(64<<10)*20)
 	n := 0
 	for _, p := range chunks {
 		d.Routes(p, func(r route.Route) {

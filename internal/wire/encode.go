@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/rtm-project/rtm/internal/route"
 )
@@ -43,6 +44,10 @@ func (w *ChangeWriter) close() {
 	w.buf = EndFrame(w.buf, w.off)
 	w.open = false
 }
+
+// Grow makes room for n more bytes, so that a big batch of known size is
+// not copied as it grows.
+func (w *ChangeWriter) Grow(n int) { w.buf = slices.Grow(w.buf, n) }
 
 // Len returns the bytes written so far.
 func (w *ChangeWriter) Len() int { return len(w.buf) }

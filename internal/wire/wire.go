@@ -62,6 +62,9 @@ const (
 	KSubscribe = 7
 )
 
+// DefaultMaxLoad is the most routes rtmd takes in one load by default.
+const DefaultMaxLoad = 1 << 24
+
 // LoadFinal marks the last chunk of a load.
 const LoadFinal = 1
 

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/route"
+)
+
+// load reads route lines, checks them all (a bad line fails the batch
+// before anything is sent), sorts them and sends them as one batch.
+func (e *env) load(ctx context.Context, file string) error {
+	in := e.stdin
+	name := "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in, name = f, file
+	}
+	data, err := readAll(in)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	// The routes are encoded as they are parsed; nothing keeps the text,
+	// and it is not changed, so it need not be copied into a string.
+	b, err := parseRoutes(unsafe.String(unsafe.SliceData(data), len(data)))
+	if err != nil {
+		return fmt.Errorf("%s:%w (nothing loaded)", name, err)
+	}
+	b.Sort()
+	c, err := client.Dial(ctx, e.socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.LoadBatch(ctx, b)
+	return err
+}
+
+// readAll reads all of r, in one allocation when r is a regular file.
+func readAll(r io.Reader) ([]byte, error) {
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			b := make([]byte, 0, fi.Size()+1)
+			for {
+				n, err := f.Read(b[len(b):cap(b)])
+				b = b[:len(b)+n]
+				if err == io.EOF {
+					return b, nil
+				}
+				if err != nil {
+					return b, err
+				}
+				if len(b) == cap(b) {
+					b = append(b, 0)[:len(b)] // grew since Stat
+				}
+			}
+		}
+	}
+	return io.ReadAll(r)
+}
+
+// parseRoutes parses route lines, skipping blank lines and # comments. It
+// splits big inputs at line boundaries and parses the pieces in parallel;
+// an error is reported as "LINE: reason" for the first bad line.
+func parseRoutes(text string) (*client.Batch, error) {
+	n := runtime.GOMAXPROCS(0)
+	if len(text) < 1<<20 {
+		n = 1
+	}
+	pieces := make([]string, 0, n)
+	for i := n; i > 1; i-- {
+		cut := len(text) / i
+		if j := strings.IndexByte(text[cut:], '\n'); j >= 0 {
+			pieces = append(pieces, text[:cut+j+1])
+			text = text[cut+j+1:]
+		}
+	}
+	pieces = append(pieces, text)
+
+	type result struct {
+		batch client.Batch
+		line  int // of the first bad line, counted within the piece
+		err   error
+	}
+	results := make([]result, len(pieces))
+	var wg sync.WaitGroup
+	for i, p := range pieces {
+		wg.Go(func() {
+			r := &results[i]
+			// An IPv4 line of about 40 bytes encodes to about 15.
+			r.batch.Grow(len(p)/40, len(p)/2)
+			for line := 1; p != ""; line++ {
+				l := p
+				if j := strings.IndexByte(p, '\n'); j >= 0 {
+					l, p = p[:j], p[j+1:]
+				} else {
+					p = ""
+				}
+				l = strings.TrimSpace(l)
+				if l == "" || l[0] == '#' {
+					continue
+				}
+				rt, err := route.ParseLine(l)
+				if err == nil {
+					err = r.batch.Add(rt)
+				}
+				if err != nil {
+					r.line, r.err = line, err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	lines := 0
+	for i, r := range results {
+		if r.err != nil {
+			return nil, fmt.Errorf("%d: %w", lines+r.line, r.err)
+		}
+		lines += strings.Count(pieces[i], "\n")
+	}
+	b := &results[0].batch
+	for i := 1; i < len(results); i++ {
+		b.Append(&results[i].batch)
+	}
+	return b, nil
+}

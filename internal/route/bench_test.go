@@ -1,0 +1,58 @@
+package route_test
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/rtm-project/rtm/internal/route"
+)
+
+func BenchmarkParseLine(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := route.ParseLine("10.20.30.0/24 via 192.0.2.1 dev eth0"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// randomTable returns n random IPv4 routes over 16 next hops, as a real
+// table has few.
+func randomRoutes(n int) []route.Route {
+	rng := rand.New(rand.NewPCG(1, 2))
+	routes := make([]route.Route, n)
+	for i := range routes {
+		a := rng.Uint32()
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 8+rng.IntN(25)).Masked()
+		g := byte(1 + rng.IntN(16))
+		routes[i] = route.Route{Dst: p, NextHop: route.NextHop{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, g}), Dev: "eth0"}}
+	}
+	return routes
+}
+
+func BenchmarkTableSet(b *testing.B) {
+	routes := randomRoutes(1 << 20)
+	var t route.Table
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		r := routes[i&(1<<20-1)]
+		t.Set(r.Dst, r.NextHop)
+		i++
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	routes := randomRoutes(1 << 20)
+	var t route.Table
+	for _, r := range routes {
+		t.Set(r.Dst, r.NextHop)
+	}
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		t.Lookup(routes[i&(1<<20-1)].Dst.Addr())
+		i++
+	}
+}

@@ -81,6 +81,7 @@ type Mirror struct {
 	synced  bool
 	resyncs int
 	changed chan struct{} // closed and replaced when seq advances
+	events  []Event       // reused by applyChanges
 }
 
 func (m *Mirror) init() {
@@ -280,7 +281,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 // connection is dropped and Run resyncs.
 func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 	var bad error
-	var events []Event
+	events := m.events[:0]
 	keep := m.OnEvent != nil
 	m.mu.Lock()
 	err := d.Changes(p, func(c wire.Change) {
@@ -320,6 +321,8 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 		e.More = i < len(events)-1
 		m.OnEvent(e)
 	}
+	clear(events)
+	m.events = events[:0]
 	if err != nil {
 		return fmt.Errorf("bad changes frame: %w", err)
 	}

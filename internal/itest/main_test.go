@@ -21,8 +21,12 @@ import (
 var binDir string // rtmd and rtm, built by TestMain
 
 func TestMain(m *testing.M) {
-	if os.Getenv("RTM_ITEST_HELPER") != "" {
+	switch os.Getenv("RTM_ITEST_HELPER") {
+	case "subscriber":
 		helperMain()
+		return
+	case "benchsub":
+		benchSubscriberMain()
 		return
 	}
 	dir, err := os.MkdirTemp("", "rtmbin")

@@ -182,7 +182,9 @@ func ParseLine(line string) (Route, error) {
 	return ParseFields(f)
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
+}
 
 // ParseFields parses the words "DST via GATEWAY dev OIF". The keywords may come
 // in either order, as iproute2 allows.

@@ -269,17 +269,26 @@ type hopSet struct {
 	refs []uint32
 	ids  map[NextHop]uint32
 	free []uint32
-	last uint32 // the index ref returned last: batches repeat next hops
+	// recent caches indexes by a cheap hash of the next hop, to skip the
+	// map (which hashes the whole value) for the few next hops that real
+	// tables repeat.
+	recent [64]uint32
+}
+
+func recentSlot(nh NextHop) int {
+	a := nh.Gateway.As16()
+	return int(a[15]^a[14]*3^byte(len(nh.Dev))*7) & 63
 }
 
 func (h *hopSet) ref(nh NextHop) uint32 {
-	if int(h.last) < len(h.list) && h.refs[h.last] > 0 && h.list[h.last] == nh {
-		h.refs[h.last]++
-		return h.last
+	slot := recentSlot(nh)
+	if id := h.recent[slot]; int(id) < len(h.list) && h.refs[id] > 0 && h.list[id] == nh {
+		h.refs[id]++
+		return id
 	}
 	if id, ok := h.ids[nh]; ok {
 		h.refs[id]++
-		h.last = id
+		h.recent[slot] = id
 		return id
 	}
 	if h.ids == nil {
@@ -296,7 +305,7 @@ func (h *hopSet) ref(nh NextHop) uint32 {
 		h.refs = append(h.refs, 1)
 	}
 	h.ids[nh] = id
-	h.last = id
+	h.recent[slot] = id
 	return id
 }
 

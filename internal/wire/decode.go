@@ -17,10 +17,11 @@ const maxDevNames = 4096
 // at the end of a record. A Decoder interns interface names so that decoding
 // many routes does not allocate a string per route.
 type Decoder struct {
-	b    []byte
-	off  int
-	err  error
-	devs map[string]string
+	b       []byte
+	off     int
+	err     error
+	devs    map[string]string
+	lastDev string
 }
 
 // Reset starts decoding payload p.
@@ -200,7 +201,11 @@ func (d *Decoder) Route() route.Route {
 	if d.err != nil {
 		return route.Route{}
 	}
-	dev, ok := d.devs[string(name)]
+	dev := d.lastDev
+	ok := len(name) > 0 && dev == string(name)
+	if !ok {
+		dev, ok = d.devs[string(name)]
+	}
 	if !ok {
 		dev = string(name)
 		if err := route.CheckDev(dev); err != nil {
@@ -214,6 +219,7 @@ func (d *Decoder) Route() route.Route {
 			d.devs[dev] = dev
 		}
 	}
+	d.lastDev = dev
 	return route.Route{Dst: dst, NextHop: route.NextHop{Gateway: gw, Dev: dev}}
 }
 

@@ -101,3 +101,20 @@ func TestReaderLimits(t *testing.T) {
 		t.Error("ReadFrame accepted a truncated frame")
 	}
 }
+
+// TestDecoderChecksEveryDev checks that the decoder's cache of the last
+// interface name does not let an invalid one through.
+func TestDecoderChecksEveryDev(t *testing.T) {
+	good := wire.AppendRoute(nil, mustRoute("10.0.0.0/8 via 1.1.1.1 dev eth0"))
+	for _, bad := range [][]byte{
+		{4, 8, 10, 0, 0, 0, 1, 1, 1, 1, 0},
+		{4, 8, 10, 0, 0, 0, 1, 1, 1, 1, 2, 'a', ' '},
+	} {
+		p := append([]byte{2, 0, 0, 0}, good...)
+		p = append(p, bad...)
+		var d wire.Decoder
+		if err := d.Routes(p, func(route.Route) {}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("dev")) {
+			t.Errorf("Routes(%x) = %v, want a dev error", p, err)
+		}
+	}
+}

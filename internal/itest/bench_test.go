@@ -1,0 +1,235 @@
+package itest_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rtm-project/rtm/client"
+)
+
+// These benchmarks run the whole system: rtmd, the rtm command and
+// subscriber processes. Run them with
+//
+//	go test -run '^$' -bench . -benchtime 3x ./internal/itest
+//
+// Each reports its figures as metrics (the median of b.N runs), not ns/op.
+
+const benchRoutes = 1_000_000
+
+// monotonic returns CLOCK_MONOTONIC in ns: shared by all processes.
+func monotonic() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// routeFile writes n random IPv4 routes (lengths 8 to 32, 16 next hops),
+// distinct prefixes, in random order.
+func routeFile(b *testing.B, n int) string {
+	b.Helper()
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("rtm-bench-%d.routes", n))
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := make(map[uint64]bool, n)
+	w := new(strings.Builder)
+	for len(seen) < n {
+		bits := 8 + rng.IntN(25)
+		a := rng.Uint32() & ^uint32(0) << (32 - bits)
+		if seen[uint64(a)<<8|uint64(bits)] {
+			continue
+		}
+		seen[uint64(a)<<8|uint64(bits)] = true
+		g := 1 + rng.IntN(16)
+		fmt.Fprintf(w, "%d.%d.%d.%d/%d via 192.0.2.%d dev eth%d\n", a>>24, a>>16&255, a>>8&255, a&255, bits, g, g%4)
+	}
+	if err := os.WriteFile(path+".tmp", []byte(w.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	os.Rename(path+".tmp", path)
+	return path
+}
+
+func rss(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// benchSubscriber is a subscriber process that reports, on stdout, the
+// CLOCK_MONOTONIC time at which it held sequence RTM_UNTIL, how long its
+// first sync took, and its RSS.
+func benchSubscriberMain() {
+	until, _ := strconv.ParseUint(os.Getenv("RTM_UNTIL"), 10, 64)
+	m := &client.Mirror{Address: os.Getenv("RTM_SOCKET")}
+	start := monotonic()
+	ctx, cancel := context.WithCancel(context.Background())
+	if p := os.Getenv("RTM_CPUPROFILE"); p != "" {
+		f, _ := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid()))
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	go m.Run(ctx)
+	fmt.Println("ready")
+	if err := m.WaitSeq(ctx, 0); err != nil {
+		os.Exit(1)
+	}
+	synced := monotonic()
+	if err := m.WaitSeq(ctx, until); err != nil {
+		os.Exit(1)
+	}
+	done := monotonic()
+	fmt.Printf("done %d sync_ns %d rss %d\n", done, synced-start, rss(os.Getpid()))
+	cancel()
+}
+
+type benchSub struct {
+	cmd *exec.Cmd
+	out *bufio.Scanner
+}
+
+func startBenchSubscriber(b *testing.B, socket string, until uint64) *benchSub {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), "RTM_ITEST_HELPER=benchsub", "RTM_SOCKET="+socket, fmt.Sprintf("RTM_UNTIL=%d", until))
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	s := &benchSub{cmd: cmd, out: bufio.NewScanner(out)}
+	if !s.out.Scan() || s.out.Text() != "ready" {
+		b.Fatal("bench subscriber did not start")
+	}
+	return s
+}
+
+// result waits for the subscriber's report.
+func (s *benchSub) result(b *testing.B) (done, syncNs, rss int64) {
+	if !s.out.Scan() {
+		b.Fatal("bench subscriber failed")
+	}
+	fmt.Sscanf(s.out.Text(), "done %d sync_ns %d rss %d", &done, &syncNs, &rss)
+	s.cmd.Wait()
+	return done, syncNs, rss
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+// BenchmarkLoad loads a million random IPv4 routes with `rtm route load`
+// into a fresh rtmd, with 0 and 16 subscriber processes connected.
+func BenchmarkLoad(b *testing.B) {
+	file := routeFile(b, benchRoutes)
+	for _, subs := range []int{0, 16} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
+			var rate, allDone, rssPerRoute, subRSS []float64
+			for range b.N {
+				d := startBenchRtmd(b)
+				var ss []*benchSub
+				for range subs {
+					ss = append(ss, startBenchSubscriber(b, d.socket, benchRoutes))
+				}
+				time.Sleep(100 * time.Millisecond)
+				rss0 := rss(d.cmd.Process.Pid)
+				start := monotonic()
+				out, err := exec.Command(filepath.Join(binDir, "rtm"), "-s", d.socket, "route", "load", file).CombinedOutput()
+				end := monotonic()
+				if err != nil {
+					b.Fatalf("rtm route load: %v: %s", err, out)
+				}
+				rate = append(rate, benchRoutes/(float64(end-start)/1e9))
+				last := end
+				for _, s := range ss {
+					done, _, r := s.result(b)
+					last = max(last, done)
+					subRSS = append(subRSS, float64(r)/benchRoutes)
+				}
+				allDone = append(allDone, float64(last-start)/1e9)
+				rssPerRoute = append(rssPerRoute, float64(rss(d.cmd.Process.Pid)-rss0)/benchRoutes)
+				d.stopBench(b)
+			}
+			b.ReportMetric(median(rate), "routes/s")
+			b.ReportMetric(median(allDone), "all_subscribers_done_s")
+			b.ReportMetric(median(rssPerRoute), "rtmd_bytes/route")
+			if subs > 0 {
+				b.ReportMetric(median(subRSS), "subscriber_bytes/route")
+			}
+		})
+	}
+}
+
+// BenchmarkSnapshot times a new subscriber's first sync to a table of a
+// million routes, from its dial to its Synced.
+func BenchmarkSnapshot(b *testing.B) {
+	file := routeFile(b, benchRoutes)
+	d := startBenchRtmd(b)
+	defer d.stopBench(b)
+	if out, err := exec.Command(filepath.Join(binDir, "rtm"), "-s", d.socket, "route", "load", file).CombinedOutput(); err != nil {
+		b.Fatalf("rtm route load: %v: %s", err, out)
+	}
+	var times []float64
+	for range b.N {
+		s := startBenchSubscriber(b, d.socket, benchRoutes)
+		_, syncNs, _ := s.result(b)
+		times = append(times, float64(syncNs)/1e9)
+	}
+	b.ReportMetric(median(times), "snapshot_s")
+}
+
+type benchDaemon struct {
+	cmd    *exec.Cmd
+	socket string
+	dir    string
+}
+
+func startBenchRtmd(b *testing.B) *benchDaemon {
+	dir, _ := os.MkdirTemp("", "rtmb")
+	d := &benchDaemon{socket: filepath.Join(dir, "rtm.sock"), dir: dir}
+	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), "-socket", d.socket)
+	if err := d.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if c, err := client.Dial(context.Background(), d.socket); err == nil {
+			c.Close()
+			return d
+		}
+		if i > 500 {
+			b.Fatal("rtmd did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (d *benchDaemon) stopBench(b *testing.B) {
+	d.cmd.Process.Signal(unix.SIGTERM)
+	d.cmd.Wait()
+	os.RemoveAll(d.dir)
+}

@@ -174,4 +174,3 @@ func (e *env) show(ctx context.Context, json bool) error {
 	}
 	return nil
 }
-

@@ -3,6 +3,7 @@ package route_test
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/rtm-project/rtm/internal/route"
@@ -55,4 +56,19 @@ func BenchmarkLookup(b *testing.B) {
 		t.Lookup(routes[i&(1<<20-1)].Dst.Addr())
 		i++
 	}
+}
+
+// BenchmarkTableFillSorted fills an empty table with a million routes in
+// order, as a load does.
+func BenchmarkTableFillSorted(b *testing.B) {
+	routes := randomRoutes(1 << 20)
+	slices.SortFunc(routes, func(a, b route.Route) int { return route.Compare(a.Dst, b.Dst) })
+	b.ReportAllocs()
+	for b.Loop() {
+		var t route.Table
+		for _, r := range routes {
+			t.Set(r.Dst, r.NextHop)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(routes)), "ns/route")
 }

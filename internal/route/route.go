@@ -162,6 +162,13 @@ func trimNetipMsg(err error) string {
 // It does not allocate for a valid line, since `rtm route load` parses a
 // million of them.
 func ParseLine(line string) (Route, error) {
+	if r, ok := parseLineV4(line); ok {
+		return r, nil
+	}
+	return parseLine(line)
+}
+
+func parseLine(line string) (Route, error) {
 	var buf [6]string
 	f := buf[:0]
 	for i := 0; i < len(line); {

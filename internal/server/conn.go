@@ -44,8 +44,9 @@ type conn struct {
 
 // item is one thing to send: encoded frames, or a snapshot to encode.
 type item struct {
-	b      []byte
-	change bool // b holds changes, dropped on overflow
+	b      []byte   // a reply or notice
+	bufs   [][]byte // changes, shared with other clients; dropped on overflow
+	size   int      // bytes in b or bufs
 	view   *route.View
 	seq    uint64
 	reason byte
@@ -68,7 +69,7 @@ func (c *conn) String() string {
 }
 
 // enqueue queues encoded frames. Called by the loop.
-func (c *conn) enqueue(b []byte) { c.push(item{b: b}) }
+func (c *conn) enqueue(b []byte) { c.push(item{b: b, size: len(b)}) }
 
 func (c *conn) push(it item) {
 	c.mu.Lock()
@@ -76,13 +77,13 @@ func (c *conn) push(it item) {
 	if c.closed {
 		return
 	}
-	if it.change {
+	if it.bufs != nil {
 		if c.resync {
 			return
 		}
 		// One batch may exceed the cap on its own: resending the table
 		// would cost more than the batch.
-		if c.queued > 0 && c.queued+len(it.b) > c.s.cfg.Backlog {
+		if c.queued > 0 && c.queued+it.size > c.s.cfg.Backlog {
 			c.overflow()
 			return
 		}
@@ -94,7 +95,7 @@ func (c *conn) push(it item) {
 		return
 	}
 	c.queue = append(c.queue, it)
-	c.queued += len(it.b)
+	c.queued += it.size
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -109,9 +110,9 @@ func (c *conn) overflow() {
 	kept := c.queue[:0]
 	c.queued = 0
 	for _, it := range c.queue {
-		if !it.change && it.view == nil {
+		if it.bufs == nil && it.view == nil {
 			kept = append(kept, it)
-			c.queued += len(it.b)
+			c.queued += it.size
 		}
 	}
 	clear(c.queue[len(kept):])
@@ -131,8 +132,14 @@ func (c *conn) enqueueSnapshot(v *route.View, seq uint64, reason byte) {
 	c.push(item{view: v, seq: seq, reason: reason})
 }
 
-// enqueueChanges queues a buffer of Changes frames shared with other clients.
-func (c *conn) enqueueChanges(b []byte) { c.push(item{b: b, change: true}) }
+// enqueueChanges queues buffers of Changes frames shared with other clients.
+func (c *conn) enqueueChanges(bufs [][]byte) {
+	size := 0
+	for _, b := range bufs {
+		size += len(b)
+	}
+	c.push(item{bufs: bufs, size: size})
+}
 
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
@@ -196,8 +203,7 @@ func (c *conn) read() {
 	}
 	var (
 		d        wire.Decoder
-		load     [][]byte
-		loadN    int
+		load     *loadBatch
 		loadErr  error
 		loadBusy bool
 		loadID   uint32
@@ -237,17 +243,11 @@ func (c *conn) read() {
 				c.fatal(fmt.Errorf("protocol error: load %d started before load %d ended", ev.id, loadID))
 				return
 			}
-			loadBusy, loadID = true, ev.id
+			if !loadBusy {
+				loadBusy, loadID, load = true, ev.id, new(loadBatch)
+			}
 			if loadErr == nil {
-				var cd wire.Decoder
-				loadErr = cd.Routes(chunk, func(route.Route) { loadN++ })
-				if loadErr != nil {
-					loadErr = fmt.Errorf("route load: route %d of the batch: %w", loadN+1, loadErr)
-				} else if loadN > c.s.cfg.MaxLoad {
-					loadErr = fmt.Errorf("route load: more than %d routes in one batch", c.s.cfg.MaxLoad)
-				} else {
-					load = append(load, append([]byte(nil), chunk...))
-				}
+				loadErr = load.add(chunk, c.s.cfg.MaxLoad)
 			}
 			if flags&wire.LoadFinal == 0 {
 				continue
@@ -256,7 +256,7 @@ func (c *conn) read() {
 			if loadErr != nil {
 				ev.load = nil
 			}
-			load, loadN, loadErr, loadBusy = nil, 0, nil, false
+			load, loadErr, loadBusy = nil, nil, false
 		default:
 			// A well-formed frame with a kind this rtmd does not know:
 			// the loop answers with an error and the client stays.
@@ -313,7 +313,10 @@ func (c *conn) write() {
 			}
 			for _, it := range items {
 				if it.view == nil {
-					bufs = append(bufs, it.b)
+					if it.b != nil {
+						bufs = append(bufs, it.b)
+					}
+					bufs = append(bufs, it.bufs...)
 					continue
 				}
 				if err := c.flush(&bufs); err != nil {

@@ -165,7 +165,13 @@ func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
 	}
 	defer f.Close()
 	w := wire.RouteWriter{Head: nil}
-	var chunks [][]byte
+	batch := new(loadBatch)
+	stage := func(frame []byte) error {
+		if len(frame) < wire.HeaderLen {
+			return nil
+		}
+		return batch.add(frame[wire.HeaderLen:], s.cfg.MaxLoad)
+	}
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
@@ -178,28 +184,23 @@ func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
 		}
 		w.Add(r)
 		if w.Full() {
-			chunks = append(chunks, payload(w.Flush()))
+			if err := stage(w.Flush()); err != nil {
+				return Result{}, err
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return Result{}, err
 	}
-	chunks = append(chunks, payload(w.Flush()))
+	if err := stage(w.Flush()); err != nil {
+		return Result{}, err
+	}
 	ch := make(chan Result, 1)
-	ev := evRequest{kind: wire.KLoad, load: chunks, done: func(r Result) { ch <- r }}
+	ev := evRequest{kind: wire.KLoad, load: batch, done: func(r Result) { ch <- r }}
 	select {
 	case s.events <- ev:
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
 	return <-ch, nil
-}
-
-// payload copies the payload out of the one frame in b (or returns an empty
-// route list for no frame).
-func payload(b []byte) []byte {
-	if len(b) < wire.HeaderLen {
-		return []byte{0, 0, 0, 0}
-	}
-	return append([]byte(nil), b[wire.HeaderLen:]...)
 }

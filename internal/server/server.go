@@ -179,7 +179,7 @@ type (
 		kind  byte
 		route route.Route
 		addr  netip.Addr
-		load  [][]byte     // load: the chunks' payloads, already validated
+		load  *loadBatch   // load: checked and staged by the reader
 		err   error        // the reader found the request bad; the loop replies with it
 		done  func(Result) // console: called on the loop; must not block
 	}
@@ -260,7 +260,9 @@ func (s *Server) apply(r evRequest, res *Result) {
 	case wire.KDel:
 		res.Err = s.del(r.route.Dst)
 	case wire.KLoad:
+		start := time.Now()
 		res.Changes = s.load(r.load)
+		s.log.Debug("load applied", "changes", res.Changes, "seq", s.seq, "took", time.Since(start))
 	case wire.KGet:
 		res.Route, res.NotFound = s.table.Lookup(r.addr)
 		res.NotFound = !res.NotFound
@@ -326,35 +328,6 @@ func (s *Server) del(p netip.Prefix) error {
 	return nil
 }
 
-// load applies validated chunks as replaces, in order. A chunk was checked
-// when it arrived, so nothing here can fail half-way.
-func (s *Server) load(chunks [][]byte) int {
-	var d wire.Decoder
-	size := 0
-	for _, p := range chunks {
-		size += len(p)
-	}
-	// A change record is a route and an op byte; a route is at least 11 bytes.
-	s.changes.Grow(size + size/11 + size/(64<<10)*20)
-	n := 0
-	for _, p := range chunks {
-		d.Routes(p, func(r route.Route) {
-			old, had := s.table.Set(r.Dst, r.NextHop)
-			if had && old == r.NextHop {
-				return
-			}
-			op := byte(wire.OpAdd)
-			if had {
-				op = wire.OpChange
-			}
-			s.seq++
-			s.changes.Add(s.seq, op, r)
-			n++
-		})
-	}
-	return n
-}
-
 // snapshot queues a consistent snapshot at the current sequence for c,
 // after every change already published.
 func (s *Server) snapshot(c *conn, reason byte) {
@@ -367,10 +340,10 @@ func (s *Server) snapshot(c *conn, reason byte) {
 // has already been sent it.
 func (s *Server) publish() {
 	if s.changes.Len() > 0 {
-		b := s.changes.Take()
+		bufs := s.changes.Take()
 		for c := range s.clients {
 			if c.subscribed {
-				c.enqueueChanges(b)
+				c.enqueueChanges(bufs)
 			}
 		}
 	}

@@ -110,6 +110,9 @@ func (d *Decoder) String(field string) string {
 	return string(p)
 }
 
+// Offset returns how many bytes have been read.
+func (d *Decoder) Offset() int { return d.off }
+
 // Rest returns the bytes not read yet.
 func (d *Decoder) Rest() []byte {
 	if d.err != nil {
@@ -285,4 +288,23 @@ func (d *Decoder) Routes(p []byte, fn func(route.Route)) error {
 		}
 	}
 	return d.Finish()
+}
+
+// RouteLen returns the length of the encoded route at the start of b, which
+// a Decoder has checked.
+func RouteLen(b []byte) int {
+	n := 4
+	if b[0] == 6 {
+		n = 16
+	}
+	return 2 + 2*n + 1 + int(b[2+2*n])
+}
+
+// RoutePrefix returns the prefix of the encoded route at the start of b,
+// which a Decoder has checked.
+func RoutePrefix(b []byte) netip.Prefix {
+	if b[0] == 4 {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte(b[2:6])), int(b[1]))
+	}
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte(b[2:18])), int(b[1]))
 }

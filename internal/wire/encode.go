@@ -2,31 +2,29 @@ package wire
 
 import (
 	"encoding/binary"
-	"slices"
 
 	"github.com/rtm-project/rtm/internal/route"
 )
 
-// ChangeWriter appends change records to a buffer as Changes frames of at
-// most about 64 KiB each, so that a big batch becomes one buffer that every
-// subscriber is sent as it is.
+// ChangeWriter appends change records as Changes frames of at most about
+// 64 KiB each, into segments of about 256 KiB: a big batch becomes a list of
+// buffers that every subscriber is sent as they are, and is never copied to
+// grow.
 type ChangeWriter struct {
-	buf   []byte
-	off   int // start of the open frame
+	segs  [][]byte // full segments
+	buf   []byte   // the segment being written
+	off   int      // start of the open frame in buf
 	count uint32
 	open  bool
+	size  int // bytes in segs
 }
 
+const segSize = 256 << 10
+
 // Add appends one change. Sequence numbers must be consecutive within a
-// ChangeWriter's buffer.
+// ChangeWriter's buffers.
 func (w *ChangeWriter) Add(seq uint64, op byte, r route.Route) {
-	if !w.open || len(w.buf)-w.off > chunkPayload {
-		w.close()
-		w.buf, w.off = BeginFrame(w.buf, TChanges)
-		w.buf = binary.LittleEndian.AppendUint64(w.buf, seq)
-		w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
-		w.count, w.open = 0, true
-	}
+	w.begin(seq)
 	w.buf = append(w.buf, op)
 	if op == OpDel {
 		w.buf = AppendPrefix(w.buf, r.Dst)
@@ -34,6 +32,34 @@ func (w *ChangeWriter) Add(seq uint64, op byte, r route.Route) {
 		w.buf = AppendRoute(w.buf, r)
 	}
 	w.count++
+}
+
+// AddRaw appends one change whose route (or prefix, for OpDel) is already
+// encoded, as AppendRoute writes it.
+func (w *ChangeWriter) AddRaw(seq uint64, op byte, raw []byte) {
+	w.begin(seq)
+	w.buf = append(w.buf, op)
+	w.buf = append(w.buf, raw...)
+	w.count++
+}
+
+// begin opens a new frame, and a new segment, when needed.
+func (w *ChangeWriter) begin(seq uint64) {
+	if !w.open || len(w.buf)-w.off > chunkPayload {
+		w.close()
+		if len(w.buf) >= segSize-chunkPayload {
+			w.segs = append(w.segs, w.buf)
+			w.size += len(w.buf)
+			w.buf = nil
+		}
+		if w.buf == nil {
+			w.buf = make([]byte, 0, segSize+1024)
+		}
+		w.buf, w.off = BeginFrame(w.buf, TChanges)
+		w.buf = binary.LittleEndian.AppendUint64(w.buf, seq)
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, 0)
+		w.count, w.open = 0, true
+	}
 }
 
 func (w *ChangeWriter) close() {
@@ -45,20 +71,20 @@ func (w *ChangeWriter) close() {
 	w.open = false
 }
 
-// Grow makes room for n more bytes, so that a big batch of known size is
-// not copied as it grows.
-func (w *ChangeWriter) Grow(n int) { w.buf = slices.Grow(w.buf, n) }
-
 // Len returns the bytes written so far.
-func (w *ChangeWriter) Len() int { return len(w.buf) }
+func (w *ChangeWriter) Len() int { return w.size + len(w.buf) }
 
-// Take closes the open frame and returns the encoded frames. The writer
-// starts a new buffer afterwards, so the bytes returned may be shared.
-func (w *ChangeWriter) Take() []byte {
+// Take closes the open frame and returns the encoded frames, in order, in
+// one or more buffers. The writer starts new buffers afterwards, so the
+// ones returned may be shared.
+func (w *ChangeWriter) Take() [][]byte {
 	w.close()
-	b := w.buf
-	w.buf = nil
-	return b
+	segs := w.segs
+	if len(w.buf) > 0 {
+		segs = append(segs, w.buf)
+	}
+	w.segs, w.buf, w.size = nil, nil, 0
+	return segs
 }
 
 // RouteWriter appends routes as frames of one type whose payload is a fixed

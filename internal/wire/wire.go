@@ -38,6 +38,10 @@ const MaxPayload = 1 << 20
 // chunkPayload is where encoders of many records start a new frame.
 const chunkPayload = 64 << 10
 
+// MinRouteLen is the size of the shortest encoded route: an IPv4 prefix
+// and gateway and a one-byte name.
+const MinRouteLen = 2 + 4 + 4 + 1 + 1
+
 // Frame types.
 const (
 	THello     = 1 // client: magic, version, name

@@ -29,7 +29,7 @@ func TestGolden(t *testing.T) {
 		want string
 	}{
 		{"hello", wire.AppendHello(nil, wire.Hello{Version: 1, Name: "ab"}), "0a000000 01 52544d00 0100 0200 6162"},
-		{"changes", w.Take(), "2f000000 09 0700000000000000 02000000" +
+		{"changes", bytes.Join(w.Take(), nil), "2f000000 09 0700000000000000 02000000" +
 			"01 04 18 0a000000 0a010101 04 65746830" +
 			"03 06 20 20010db8000000000000000000000000"},
 		{"request del", wire.AppendRequest(nil, 5, wire.KDel, wire.AppendPrefix(nil, netip.MustParsePrefix("10.0.0.0/8"))), "0b000000 04 05000000 04 04 08 0a000000"},
@@ -61,7 +61,7 @@ func TestChangesRoundTrip(t *testing.T) {
 		c := in[i%3]
 		w.Add(uint64(i+1), c.Op, c.Route)
 	}
-	b := w.Take()
+	b := bytes.Join(w.Take(), nil)
 	r := wire.NewReader(bytes.NewReader(b))
 	var d wire.Decoder
 	n, frames := 0, 0

@@ -86,16 +86,19 @@ func TestSubscribersConverge(t *testing.T) {
 	if err := stopped.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	// A batch far over the 16 KiB backlog cap while the subscriber sleeps.
-	var big []client.Route
-	for i := range 20000 {
-		big = append(big, client.Route{
-			Dst:     netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)}), 32),
-			NextHop: client.NextHop{Gateway: netip.MustParseAddr("192.0.2.9"), Dev: "big0"},
-		})
-	}
-	if _, err := d.dial().Load(context.Background(), big); err != nil {
-		t.Fatal(err)
+	// Batches far over the 16 KiB backlog cap, and over what the socket
+	// buffers hold, while the subscriber sleeps.
+	for j := range 3 {
+		var big []client.Route
+		for i := range 20000 {
+			big = append(big, client.Route{
+				Dst:     netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)}), 32),
+				NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(9 + j)}), Dev: "big0"},
+			})
+		}
+		if _, err := d.dial().Load(context.Background(), big); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d.mustRtm("route", "add", "10.200.0.0/16", "via", "192.0.2.1", "dev", "cli0")
 	waitOps(5000)

@@ -149,7 +149,7 @@ func BenchmarkLoad(b *testing.B) {
 	file := routeFile(b, benchRoutes)
 	for _, subs := range []int{0, 16} {
 		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
-			var rate, allDone, rssPerRoute, subRSS []float64
+			var rate, allDone, rssPeak, rssPerRoute, subRSS []float64
 			for range b.N {
 				d := startBenchRtmd(b)
 				var ss []*benchSub
@@ -172,11 +172,14 @@ func BenchmarkLoad(b *testing.B) {
 					subRSS = append(subRSS, float64(r)/benchRoutes)
 				}
 				allDone = append(allDone, float64(last-start)/1e9)
+				rssPeak = append(rssPeak, float64(rss(d.cmd.Process.Pid)-rss0)/benchRoutes)
+				time.Sleep(time.Second) // rtmd returns a big load's garbage to the OS
 				rssPerRoute = append(rssPerRoute, float64(rss(d.cmd.Process.Pid)-rss0)/benchRoutes)
 				d.stopBench(b)
 			}
 			b.ReportMetric(median(rate), "routes/s")
 			b.ReportMetric(median(allDone), "all_subscribers_done_s")
+			b.ReportMetric(median(rssPeak), "rtmd_peak_bytes/route")
 			b.ReportMetric(median(rssPerRoute), "rtmd_bytes/route")
 			if subs > 0 {
 				b.ReportMetric(median(subRSS), "subscriber_bytes/route")

@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -263,6 +264,11 @@ func (s *Server) apply(r evRequest, res *Result) {
 		start := time.Now()
 		res.Changes = s.load(r.load)
 		s.log.Debug("load applied", "changes", res.Changes, "seq", s.seq, "took", time.Since(start))
+		if r.load.n >= 100_000 {
+			// The staged batch is garbage now; give its pages back rather
+			// than keep a big load's peak as rtmd's size. Off the loop.
+			go debug.FreeOSMemory()
+		}
 	case wire.KGet:
 		res.Route, res.NotFound = s.table.Lookup(r.addr)
 		res.NotFound = !res.NotFound

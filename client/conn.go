@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/wire"
 )
@@ -21,6 +23,12 @@ type Route = route.Route
 
 // NextHop is a gateway and an outgoing interface.
 type NextHop = route.NextHop
+
+// MAC is a MAC address, the key of the MAC table.
+type MAC = mac.Addr
+
+// ParseMAC parses six hex pairs separated by colons, in either case.
+func ParseMAC(s string) (MAC, error) { return mac.Parse(s) }
 
 // ServerError is an error that rtmd returned for a request, or sent before
 // closing the connection.
@@ -243,4 +251,91 @@ func (c *Conn) Load(ctx context.Context, routes []Route) (int, error) {
 		}
 	}
 	return c.LoadBatch(ctx, &b)
+}
+
+func checkMACIP(ip netip.Addr) error {
+	if !ip.IsValid() || ip.Zone() != "" || ip.Is4In6() {
+		return &route.FieldError{Field: "ip", Value: ip.String(), Msg: "want an IPv4 or IPv6 address without zone, not IPv4-mapped"}
+	}
+	return nil
+}
+
+func (c *Conn) setMAC(ctx context.Context, kind byte, m MAC, ip netip.Addr) error {
+	if err := checkMACIP(ip); err != nil {
+		return err
+	}
+	_, _, err := c.simple(ctx, kind, func(b []byte) []byte { return wire.AppendAddr(append(b, m[:]...), ip) })
+	return err
+}
+
+// AddMAC adds a MAC entry; it fails if the MAC has one.
+func (c *Conn) AddMAC(ctx context.Context, m MAC, ip netip.Addr) error {
+	return c.setMAC(ctx, wire.KMACAdd, m, ip)
+}
+
+// ChangeMAC changes a MAC entry; it fails if the MAC has none.
+func (c *Conn) ChangeMAC(ctx context.Context, m MAC, ip netip.Addr) error {
+	return c.setMAC(ctx, wire.KMACChange, m, ip)
+}
+
+// ReplaceMAC adds or changes a MAC entry.
+func (c *Conn) ReplaceMAC(ctx context.Context, m MAC, ip netip.Addr) error {
+	return c.setMAC(ctx, wire.KMACReplace, m, ip)
+}
+
+// DeleteMAC deletes a MAC entry; it fails if there is none.
+func (c *Conn) DeleteMAC(ctx context.Context, m MAC) error {
+	_, _, err := c.simple(ctx, wire.KMACDel, func(b []byte) []byte { return append(b, m[:]...) })
+	return err
+}
+
+// LoadMACs replaces many MAC entries as one batch, in order; it returns how
+// many changed.
+func (c *Conn) LoadMACs(ctx context.Context, entries []MACEntry) (int, error) {
+	for i, e := range entries {
+		if err := checkMACIP(e.IP); err != nil {
+			return 0, fmt.Errorf("entry %d: %w", i+1, err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	id := c.nextID
+	_, body, err := c.roundTrip(ctx, id, func() error {
+		var b []byte
+		for len(entries) > 0 {
+			n := min(len(entries), 2000)
+			flags := byte(0)
+			if n == len(entries) {
+				flags = wire.LoadFinal
+			}
+			var off int
+			b, off = wire.BeginFrame(b[:0], wire.TRequest)
+			b = binary.LittleEndian.AppendUint32(b, id)
+			b = append(b, wire.KMACLoad, flags)
+			b = binary.LittleEndian.AppendUint32(b, uint32(n))
+			for _, e := range entries[:n] {
+				b = wire.AppendAddr(append(b, e.MAC[:]...), e.IP)
+			}
+			if _, err := c.nc.Write(wire.EndFrame(b, off)); err != nil {
+				return err
+			}
+			entries = entries[n:]
+			if flags == wire.LoadFinal {
+				return nil
+			}
+		}
+		_, err := c.nc.Write(wire.AppendRequest(nil, id, wire.KMACLoad, []byte{wire.LoadFinal, 0, 0, 0, 0}))
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	var d wire.Decoder
+	d.Reset(body)
+	n, err := strconv.Atoi(d.String("count"))
+	if err != nil || d.Finish() != nil {
+		return 0, fmt.Errorf("bad load reply %q", body)
+	}
+	return n, nil
 }

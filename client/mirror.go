@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/shm"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -37,14 +40,27 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
+// Table says which table an Event is about.
+type Table int
+
+// The tables.
+const (
+	Routes Table = iota
+	MACs
+)
+
 // Event is one step of a subscription.
 type Event struct {
-	Kind EventKind
+	Kind  EventKind
+	Table Table // for Add, Change, Del
 	// Seq is the change's sequence number; for Reset, the Adds of a
 	// snapshot and Synced, the sequence number the snapshot is consistent
 	// at.
 	Seq   uint64
 	Route Route // Dst only for Del; zero for Reset and Synced
+	// MAC is the key of a MACs event. The stream carries only keys: the
+	// IP is in shared memory, read with Mirror.LookupMAC.
+	MAC MAC
 	// Backlog is set on a Reset sent because this client fell too far
 	// behind; the snapshot that follows replaces its table.
 	Backlog bool
@@ -77,6 +93,8 @@ type Mirror struct {
 
 	mu      sync.RWMutex
 	table   *route.Table
+	macs    map[mac.Addr]uint32 // MAC -> slot in seg
+	seg     *shm.View
 	seq     uint64
 	synced  bool
 	resyncs int
@@ -88,6 +106,7 @@ func (m *Mirror) init() {
 	if m.changed == nil {
 		m.changed = make(chan struct{})
 		m.table = new(route.Table)
+		m.macs = make(map[mac.Addr]uint32)
 	}
 }
 
@@ -159,12 +178,63 @@ func (m *Mirror) WaitSeq(ctx context.Context, seq uint64) error {
 	}
 }
 
+// LookupMAC returns the IP of MAC k, read from the shared segment: no
+// system call, no allocation, never torn, and never blocking rtmd. A MAC
+// whose record no longer holds it (rtmd deleted it, and the delete is on
+// its way in the stream) is not found.
+func (m *Mirror) LookupMAC(k MAC) (netip.Addr, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	slot, ok := m.macs[k]
+	if !ok || m.seg == nil {
+		return netip.Addr{}, false
+	}
+	got, ip, ok := m.seg.Read(int(slot))
+	if !ok || got != k {
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
+
+// MACEntry is a MAC and its IP.
+type MACEntry struct {
+	MAC MAC
+	IP  netip.Addr
+}
+
+// MACEntries returns the local MAC table in `rtm mac show` order, each IP
+// read from the shared segment.
+func (m *Mirror) MACEntries() []MACEntry {
+	m.mu.RLock()
+	keys := make([]mac.Addr, 0, len(m.macs))
+	for k := range m.macs {
+		keys = append(keys, k)
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(keys, mac.Compare)
+	out := make([]MACEntry, 0, len(keys))
+	for _, k := range keys {
+		if ip, ok := m.LookupMAC(k); ok {
+			out = append(out, MACEntry{k, ip})
+		}
+	}
+	return out
+}
+
 // Run keeps the mirror in sync until ctx is done. It returns ctx's error,
 // or, with NoReconnect, the error that ended the connection.
 func (m *Mirror) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.init()
 	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.seg != nil {
+			m.seg.Close()
+			m.seg = nil
+		}
+		m.mu.Unlock()
+	}()
 	backoff := 100 * time.Millisecond
 	for {
 		synced, err := m.session(ctx)
@@ -207,10 +277,17 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 		return false, fmt.Errorf("subscribe: %w", err)
 	}
 	var (
-		d    wire.Decoder
-		next *route.Table // the snapshot being received
-		snap uint64       // its sequence number
+		d        wire.Decoder
+		next     *route.Table // the snapshot being received
+		nextMACs map[mac.Addr]uint32
+		nextSeg  *shm.View
+		snap     uint64 // its sequence number
 	)
+	defer func() {
+		if nextSeg != nil {
+			nextSeg.Close()
+		}
+	}()
 	emit := func(e Event) {
 		if m.OnEvent != nil {
 			m.OnEvent(e)
@@ -230,7 +307,11 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if err := d.Finish(); err != nil {
 				return synced, fmt.Errorf("bad snapshot header: %w", err)
 			}
-			next = new(route.Table)
+			next, nextMACs = new(route.Table), make(map[mac.Addr]uint32)
+			if nextSeg != nil {
+				nextSeg.Close()
+				nextSeg = nil
+			}
 			emit(Event{Kind: Reset, Seq: snap, Backlog: reason == wire.ReasonBacklog})
 		case wire.TSnapshot:
 			if next == nil {
@@ -245,12 +326,65 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if err != nil {
 				return synced, fmt.Errorf("bad snapshot frame: %w", err)
 			}
+		case wire.TMACSeg:
+			info, err := d.MACSeg(p)
+			if err != nil {
+				return synced, fmt.Errorf("bad MAC segment frame: %w", err)
+			}
+			v, err := shm.Open(info.Name)
+			if err != nil {
+				return synced, fmt.Errorf("MAC table: %w", err)
+			}
+			if v.Gen != info.Gen || v.Capacity < int(info.Capacity) {
+				v.Close()
+				return synced, fmt.Errorf("MAC table: segment %s is generation %d of %d records, rtmd announced %d of %d", info.Name, v.Gen, v.Capacity, info.Gen, info.Capacity)
+			}
+			if next != nil {
+				if nextSeg != nil {
+					nextSeg.Close()
+				}
+				nextSeg = v
+				break
+			}
+			// The segment grew: slots refer to the new one from here on.
+			m.mu.Lock()
+			old := m.seg
+			m.seg = v
+			m.mu.Unlock()
+			if old != nil {
+				old.Close()
+			}
+		case wire.TSnapMACs:
+			if next == nil || nextSeg == nil {
+				return synced, errors.New("protocol error: snapshot MACs outside a snapshot, or before their segment")
+			}
+			var bad error
+			err := d.MACSlots(p, func(k mac.Addr, slot uint32) {
+				if int(slot) >= nextSeg.Capacity {
+					bad = fmt.Errorf("protocol error: MAC %v in slot %d of a %d-record segment", k, slot, nextSeg.Capacity)
+				}
+				nextMACs[k] = slot
+				if m.OnEvent != nil {
+					m.OnEvent(Event{Kind: Add, Table: MACs, Seq: snap, MAC: k, More: true})
+				}
+			})
+			if err == nil {
+				err = bad
+			}
+			if err != nil {
+				return synced, fmt.Errorf("bad snapshot MACs: %w", err)
+			}
 		case wire.TSynced:
-			if next == nil {
-				return synced, errors.New("protocol error: synced outside a snapshot")
+			if next == nil || nextSeg == nil {
+				return synced, errors.New("protocol error: synced outside a snapshot, or without a MAC segment")
 			}
 			m.mu.Lock()
 			m.table, m.seq = next, snap
+			m.macs = nextMACs
+			if m.seg != nil {
+				m.seg.Close()
+			}
+			m.seg, nextSeg = nextSeg, nil
 			if m.synced {
 				m.resyncs++
 			}
@@ -304,14 +438,37 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 		case wire.OpDel:
 			kind = Del
 			_, had = m.table.Delete(c.Route.Dst)
+		case wire.OpMACAdd, wire.OpMACChange:
+			_, had = m.macs[c.MAC]
+			if c.Op == wire.OpMACAdd {
+				had = !had
+			} else {
+				kind = Change
+			}
+			if m.seg == nil || int(c.Slot) >= m.seg.Capacity {
+				had = false
+			}
+			m.macs[c.MAC] = c.Slot
+		case wire.OpMACDel:
+			kind = Del
+			_, had = m.macs[c.MAC]
+			delete(m.macs, c.MAC)
 		}
 		if !had {
-			bad = fmt.Errorf("out of sync at %d: %s %v does not fit the local table", c.Seq, kind, c.Route.Dst)
+			what := c.Route.Dst.String()
+			if c.Op >= wire.OpMACAdd {
+				what = "mac " + c.MAC.String()
+			}
+			bad = fmt.Errorf("out of sync at %d: %s %s does not fit the local table", c.Seq, kind, what)
 			return
 		}
 		m.seq = c.Seq
 		if keep {
-			events = append(events, Event{Kind: kind, Seq: c.Seq, Route: c.Route})
+			e := Event{Kind: kind, Seq: c.Seq, Route: c.Route, MAC: c.MAC}
+			if c.Op >= wire.OpMACAdd {
+				e.Table = MACs
+			}
+			events = append(events, e)
 		}
 	})
 	close(m.changed)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/shm"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -14,6 +17,41 @@ import (
 // consistent at. The connection carries the subscription afterwards: close
 // it when done.
 func (c *Conn) Snapshot(ctx context.Context, fn func(Route)) (seq uint64, err error) {
+	return c.snapshot(ctx, fn, nil, nil)
+}
+
+// MACSnapshot subscribes on c and returns rtmd's MAC table in `rtm mac
+// show` order, each IP read from the shared segment, and the sequence
+// number the table is consistent at. Close the connection when done.
+func (c *Conn) MACSnapshot(ctx context.Context) ([]MACEntry, uint64, error) {
+	var seg wire.MACSeg
+	type ks struct {
+		k    mac.Addr
+		slot uint32
+	}
+	var keys []ks
+	seq, err := c.snapshot(ctx, nil, func(s wire.MACSeg) { seg = s }, func(k mac.Addr, slot uint32) { keys = append(keys, ks{k, slot}) })
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := shm.Open(seg.Name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("MAC table: %w", err)
+	}
+	defer v.Close()
+	slices.SortFunc(keys, func(a, b ks) int { return mac.Compare(a.k, b.k) })
+	out := make([]MACEntry, 0, len(keys))
+	for _, e := range keys {
+		// A record that no longer holds its key was deleted after the
+		// snapshot; it is left out.
+		if m, ip, ok := v.Read(int(e.slot)); ok && m == e.k {
+			out = append(out, MACEntry{e.k, ip})
+		}
+	}
+	return out, seq, nil
+}
+
+func (c *Conn) snapshot(ctx context.Context, routes func(Route), seg func(wire.MACSeg), macs func(mac.Addr, uint32)) (seq uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err = c.withContext(ctx, func() error {
@@ -27,17 +65,37 @@ func (c *Conn) Snapshot(ctx context.Context, fn func(Route)) (seq uint64, err er
 			if err != nil {
 				return err
 			}
+			if !begun && typ != wire.TSnapBegin && typ != wire.TError {
+				return fmt.Errorf("protocol error: frame type %d before the snapshot", typ)
+			}
 			switch typ {
 			case wire.TSnapBegin:
 				d.Reset(p)
 				seq = d.U64("sequence")
 				begun = true
 			case wire.TSnapshot:
-				if !begun {
-					return errors.New("protocol error: snapshot routes before its start")
-				}
-				if err := d.Routes(p, func(r route.Route) { fn(r) }); err != nil {
+				if err := d.Routes(p, func(r route.Route) {
+					if routes != nil {
+						routes(r)
+					}
+				}); err != nil {
 					return fmt.Errorf("bad snapshot frame: %w", err)
+				}
+			case wire.TMACSeg:
+				s, err := d.MACSeg(p)
+				if err != nil {
+					return fmt.Errorf("bad MAC segment frame: %w", err)
+				}
+				if seg != nil {
+					seg(s)
+				}
+			case wire.TSnapMACs:
+				if err := d.MACSlots(p, func(k mac.Addr, slot uint32) {
+					if macs != nil {
+						macs(k, slot)
+					}
+				}); err != nil {
+					return fmt.Errorf("bad snapshot MACs: %w", err)
 				}
 			case wire.TSynced:
 				return nil

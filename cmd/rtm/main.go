@@ -24,6 +24,8 @@ Global flags (before the command):
   -s, --socket PATH   rtmd's socket (default: $RTM_SOCKET, else /run/rtm/rtm.sock
                       for root, else $XDG_RUNTIME_DIR/rtm.sock, else /tmp/rtm-UID.sock)
   -j, --json          print JSON (same as -j after the command)
+      --shm NAME      base name of rtmd's MAC segment, for "mac get" (default:
+                      derived from the socket path, as rtmd derives it)
   -h, --help          print this help
 
 Commands (words may be abbreviated: "rtm r sh" is "rtm route show"):
@@ -50,6 +52,7 @@ func main() {
 
 type env struct {
 	socket string
+	shm    string
 	json   bool
 	stdin  io.Reader
 	stdout *bufio.Writer
@@ -69,6 +72,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			e.socket, args = args[0], args[1:]
 		case strings.HasPrefix(a, "--socket="):
 			e.socket = strings.TrimPrefix(a, "--socket=")
+		case a == "--shm" || a == "-shm":
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s needs a NAME", a)}
+			}
+			e.shm, args = args[0], args[1:]
 		case a == "-j" || a == "--json" || a == "-json":
 			e.json = true
 		case a == "-h" || a == "--help" || a == "-help":
@@ -95,6 +103,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return e.load(ctx, cmd.File)
 	case command.RouteShow:
 		return e.show(ctx, cmd.JSON)
+	case command.MACAdd, command.MACChange, command.MACReplace, command.MACDel,
+		command.MACLoad, command.MACShow, command.MACGet:
+		return e.macCommand(ctx, cmd)
 	}
 	c, err := client.Dial(ctx, e.socket)
 	if err != nil {
@@ -113,6 +124,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	case command.RouteGet:
 		r, err := c.Get(ctx, cmd.Addr)
 		if errors.Is(err, client.ErrNotFound) {
+			// Not an error of rtmd's: say it plainly, exit 1.
 			return fmt.Errorf("no route to %v", cmd.Addr)
 		}
 		if err != nil {

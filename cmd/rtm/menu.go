@@ -16,6 +16,8 @@ const clientMenu = `rtm client: a local copy of rtmd's tables
   1) show     print the local routing table
   2) lookup   longest-prefix match of an address, in the local table
   3) status   sequence number, routes, resyncs
+  4) macs     print the local MAC table, IPs read from shared memory
+  5) mac      look up one MAC in shared memory
   0) quit
 Type a number or a word; arguments may follow on the same line.`
 
@@ -93,6 +95,27 @@ func (e *env) clientMenu(ctx context.Context) error {
 				e.printRoute(r, false)
 			} else {
 				fmt.Fprintf(e.stdout, "no route to %v\n", a)
+			}
+		case "4", "macs":
+			entries := m.MACEntries()
+			fmt.Fprintf(e.stdout, "# %d MAC entries\n", len(entries))
+			e.printMACs(entries, false)
+		case "5", "mac":
+			arg := ""
+			if len(f) > 1 {
+				arg = f[1]
+			} else if arg, ok = prompt("mac: "); !ok {
+				return nil
+			}
+			k, err := client.ParseMAC(arg)
+			if err != nil {
+				fmt.Fprintln(e.stdout, "error:", err)
+				continue
+			}
+			if ip, ok := m.LookupMAC(k); ok {
+				fmt.Fprintln(e.stdout, ip)
+			} else {
+				fmt.Fprintf(e.stdout, "no entry for mac %v\n", k)
 			}
 		case "3", "status":
 			seq, _ := m.Seq()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 
@@ -36,7 +37,21 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 			}
 			op = "resync"
 		}
-		if cmd.JSON {
+		if ev.Table == client.MACs && (ev.Kind == client.Add || ev.Kind == client.Change || ev.Kind == client.Del) {
+			var ip netip.Addr
+			if ev.Kind != client.Del {
+				ip, _ = m.LookupMAC(ev.MAC)
+			}
+			if cmd.JSON {
+				b = command.AppendMACEventJSON(b, ev.Seq, op, ev.MAC, ip)
+			} else {
+				b = append(append(b, op...), " mac "...)
+				b = ev.MAC.AppendTo(b)
+				if ip.IsValid() {
+					b = ip.AppendTo(append(b, ' '))
+				}
+			}
+		} else if cmd.JSON {
 			b = command.AppendEventJSON(b, ev.Seq, op, ev.Route)
 		} else {
 			b = append(b, op...)

@@ -22,6 +22,8 @@ func main() {
 	fs := flag.NewFlagSet("rtmd", flag.ExitOnError)
 	socket := fs.String("socket", client.DefaultSocket(), "Unix socket `path` (default: $RTM_SOCKET, else /run/rtm/rtm.sock for root, else $XDG_RUNTIME_DIR/rtm.sock, else /tmp/rtm-UID.sock)")
 	backlog := fs.Int("backlog", server.DefaultBacklog, "`bytes` queued for one client before it is resent the table instead")
+	shmName := fs.String("shm", "", "base `name` of the MAC table's shared memory objects in /dev/shm (default: rtm- and a hash of the socket path)")
+	macCap := fs.Int("mac-capacity", server.DefaultMACCap, "initial `records` of the MAC segment; it doubles when full")
 	console := fs.Bool("console", false, "read admin commands from stdin even when it is not a terminal")
 	noConsole := fs.Bool("no-console", false, "do not read stdin, even when it is a terminal")
 	verbose := fs.Bool("v", false, "log debug messages")
@@ -42,7 +44,7 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, Version: server.Version, Log: log})
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Version: server.Version, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		os.Exit(1)

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 )
 
@@ -29,12 +30,21 @@ const (
 	Monitor
 	Client
 	Help
+	MACAdd
+	MACChange
+	MACReplace
+	MACDel
+	MACLoad
+	MACShow
+	MACGet
 )
 
 var verbNames = map[Verb]string{
 	RouteAdd: "route add", RouteChange: "route change", RouteReplace: "route replace",
 	RouteDel: "route del", RouteLoad: "route load", RouteShow: "route show",
 	RouteGet: "route get", Monitor: "monitor", Client: "client", Help: "help",
+	MACAdd: "mac add", MACChange: "mac change", MACReplace: "mac replace", MACDel: "mac del",
+	MACLoad: "mac load", MACShow: "mac show", MACGet: "mac get",
 }
 
 func (v Verb) String() string { return verbNames[v] }
@@ -42,7 +52,8 @@ func (v Verb) String() string { return verbNames[v] }
 // IsMutation reports whether v changes a table.
 func (v Verb) IsMutation() bool {
 	switch v {
-	case RouteAdd, RouteChange, RouteReplace, RouteDel, RouteLoad:
+	case RouteAdd, RouteChange, RouteReplace, RouteDel, RouteLoad,
+		MACAdd, MACChange, MACReplace, MACDel, MACLoad:
 		return true
 	}
 	return false
@@ -52,7 +63,8 @@ func (v Verb) IsMutation() bool {
 type Command struct {
 	Verb   Verb
 	Route  route.Route // add, change, replace; del uses Route.Dst only
-	Addr   netip.Addr  // get
+	Addr   netip.Addr  // route get; the IP of mac add, change, replace
+	MAC    mac.Addr    // the mac commands
 	File   string      // load: a path, or "-" for stdin
 	JSON   bool        // -j on show, get, monitor
 	Follow bool        // --follow on monitor
@@ -66,11 +78,20 @@ route del PREFIX                          delete a route; fails if PREFIX does n
 route load FILE|-                         replace many routes ("route show" lines) as one batch
 route show [-j]                           print the routing table
 route get ADDR [-j]                       print the longest-prefix match for ADDR
-monitor [-j]                              print the table, then every change
+mac add MAC IP                            add a MAC entry; fails if MAC exists
+mac change MAC IP                         change a MAC entry; fails if MAC does not exist
+mac replace MAC IP                        add or change a MAC entry
+mac del MAC                               delete a MAC entry
+mac load FILE|-                           replace many MAC entries ("mac show" lines) as one batch
+mac show [-j]                             print the MAC table, IPs read from shared memory
+mac get MAC [-j]                          print MAC's IP, read from shared memory
+monitor [-j] [--follow]                   print the tables, then every change
 client                                    keep a local copy and open its menu
 help                                      print this text`
 
-var objects = []string{"route", "monitor", "client", "help"}
+var objects = []string{"route", "mac", "monitor", "client", "help"}
+
+var macVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get"}
 
 var routeVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get"}
 
@@ -124,6 +145,9 @@ func Parse(args []string) (Command, error) {
 		}
 		return c, nil
 	}
+	if obj == "mac" {
+		return parseMAC(args)
+	}
 	if len(args) == 0 {
 		return Command{Verb: RouteShow}, nil
 	}
@@ -175,6 +199,87 @@ func Parse(args []string) (Command, error) {
 		}
 	}
 	return c, nil
+}
+
+func parseMAC(args []string) (Command, error) {
+	if len(args) == 0 {
+		return Command{Verb: MACShow}, nil
+	}
+	verb, err := match("mac command", args[0], macVerbs)
+	if err != nil {
+		return Command{}, err
+	}
+	args = args[1:]
+	var c Command
+	needMAC := func() error {
+		if len(args) == 0 {
+			return fmt.Errorf("mac %s: missing MAC", verb)
+		}
+		c.MAC, err = mac.Parse(args[0])
+		if err != nil {
+			return fmt.Errorf("mac %s: %w", verb, err)
+		}
+		args = args[1:]
+		return nil
+	}
+	switch verb {
+	case "add", "change", "replace":
+		c.Verb = map[string]Verb{"add": MACAdd, "change": MACChange, "replace": MACReplace}[verb]
+		if err := needMAC(); err != nil {
+			return Command{}, err
+		}
+		if len(args) == 0 {
+			return Command{}, fmt.Errorf("mac %s: missing IP", verb)
+		}
+		if c.Addr, err = route.ParseAddr("ip", args[0]); err != nil {
+			return Command{}, fmt.Errorf("mac %s: %w", verb, err)
+		}
+		if err := noArgs(args[1:]); err != nil {
+			return Command{}, fmt.Errorf("mac %s: %w", verb, err)
+		}
+	case "del", "delete":
+		c.Verb = MACDel
+		if err := needMAC(); err != nil {
+			return Command{}, err
+		}
+		if err := noArgs(args); err != nil {
+			return Command{}, fmt.Errorf("mac del: %w", err)
+		}
+	case "load":
+		c.Verb = MACLoad
+		if len(args) != 1 {
+			return Command{}, errors.New("mac load: want one FILE, or - for stdin")
+		}
+		c.File = args[0]
+	case "show", "list":
+		c.Verb = MACShow
+		if c.JSON, err = jsonFlag(args); err != nil {
+			return Command{}, fmt.Errorf("mac show: %w", err)
+		}
+	case "get":
+		c.Verb = MACGet
+		if err := needMAC(); err != nil {
+			return Command{}, err
+		}
+		if c.JSON, err = jsonFlag(args); err != nil {
+			return Command{}, fmt.Errorf("mac get: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// ParseMACLine parses one line of `rtm mac show` output: "MAC IP".
+func ParseMACLine(line string) (mac.Addr, netip.Addr, error) {
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return mac.Addr{}, netip.Addr{}, fmt.Errorf("want \"MAC IP\", got %d fields", len(f))
+	}
+	m, err := mac.Parse(f[0])
+	if err != nil {
+		return mac.Addr{}, netip.Addr{}, err
+	}
+	ip, err := route.ParseAddr("ip", f[1])
+	return m, ip, err
 }
 
 // ParseLine parses one command line, as typed on a console.

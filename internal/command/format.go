@@ -1,8 +1,10 @@
 package command
 
 import (
+	"net/netip"
 	"strconv"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 )
 
@@ -40,6 +42,34 @@ func AppendEventJSON(b []byte, seq uint64, op string, r route.Route) []byte {
 	default:
 		b = append(b, `, "op": "`...)
 		b = append(b, op...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// AppendMACJSON appends {"mac": ..., "ip": ...}.
+func AppendMACJSON(b []byte, m mac.Addr, ip netip.Addr) []byte {
+	b = append(b, `{"mac": "`...)
+	b = m.AppendTo(b)
+	b = append(b, `", "ip": "`...)
+	b = ip.AppendTo(b)
+	return append(b, `"}`...)
+}
+
+// AppendMACEventJSON appends one `rtm monitor -j` line for the MAC table,
+// without the newline. The IP is left out for "del", and when it is not
+// valid (the entry is gone from shared memory by the time it is printed).
+func AppendMACEventJSON(b []byte, seq uint64, op string, m mac.Addr, ip netip.Addr) []byte {
+	b = append(b, `{"seq": `...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `, "table": "mac", "op": "`...)
+	b = append(b, op...)
+	b = append(b, `", "mac": "`...)
+	b = m.AppendTo(b)
+	b = append(b, '"')
+	if op != "del" && ip.IsValid() {
+		b = append(b, `, "ip": "`...)
+		b = ip.AppendTo(b)
 		b = append(b, '"')
 	}
 	return append(b, '}')

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,7 @@ type item struct {
 	bufs   [][]byte // changes, shared with other clients; dropped on overflow
 	size   int      // bytes in b or bufs
 	view   *route.View
+	macs   *macView
 	seq    uint64
 	reason byte
 }
@@ -125,11 +127,11 @@ func (c *conn) overflow() {
 
 // enqueueSnapshot queues a snapshot; changes queued after it follow it.
 // Called by the loop.
-func (c *conn) enqueueSnapshot(v *route.View, seq uint64, reason byte) {
+func (c *conn) enqueueSnapshot(v *route.View, macs *macView, seq uint64, reason byte) {
 	c.mu.Lock()
 	c.resync, c.resyncAsked = false, false
 	c.mu.Unlock()
-	c.push(item{view: v, seq: seq, reason: reason})
+	c.push(item{view: v, macs: macs, seq: seq, reason: reason})
 }
 
 // enqueueChanges queues buffers of Changes frames shared with other clients.
@@ -204,6 +206,7 @@ func (c *conn) read() {
 	var (
 		d        wire.Decoder
 		load     *loadBatch
+		macLoad  []macValue
 		loadErr  error
 		loadBusy bool
 		loadID   uint32
@@ -232,6 +235,42 @@ func (c *conn) read() {
 		case wire.KGet:
 			ev.addr = d.Addr("address")
 		case wire.KSubscribe:
+		case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
+			ev.mac, ev.ip = d.MACValue()
+		case wire.KMACDel:
+			ev.mac = d.MAC("mac")
+		case wire.KMACLoad:
+			// MAC loads are small enough to stage decoded: a flag, then
+			// a count and that many (MAC, address) pairs.
+			flags := d.U8("flags")
+			n := d.U32("count")
+			if d.Err() == nil && int(n) > len(p)/11 {
+				c.fatal(fmt.Errorf("bad request: MAC load chunk cannot hold %d entries", n))
+				return
+			}
+			if loadBusy && ev.id != loadID {
+				c.fatal(fmt.Errorf("protocol error: load %d started before load %d ended", ev.id, loadID))
+				return
+			}
+			if !loadBusy {
+				loadBusy, loadID, macLoad = true, ev.id, nil
+			}
+			for i := uint32(0); i < n && d.Err() == nil; i++ {
+				m, ip := d.MACValue()
+				macLoad = append(macLoad, macValue{m, ip})
+			}
+			if len(macLoad) > c.s.cfg.MaxLoad {
+				c.fatal(fmt.Errorf("bad request: more than %d entries in one MAC load", c.s.cfg.MaxLoad))
+				return
+			}
+			if err := d.Finish(); err != nil {
+				c.fatal(fmt.Errorf("bad request: %w", err))
+				return
+			}
+			if flags&wire.LoadFinal == 0 {
+				continue
+			}
+			ev.macs, macLoad, loadBusy = macLoad, nil, false
 		case wire.KLoad:
 			flags := d.U8("flags")
 			chunk := d.Rest()
@@ -372,7 +411,24 @@ func (c *conn) writeSnapshot(rw *wire.RouteWriter, it item) error {
 			}
 		}
 	}
-	return c.writeAll(wire.AppendSynced(rw.Flush(), it.seq))
+	// The MAC keys, with the segment their slots refer to.
+	b := wire.AppendMACSeg(rw.Flush(), it.macs.seg)
+	for len(it.macs.slots) > 0 {
+		n := min(len(it.macs.slots), 6000)
+		b, off := wire.BeginFrame(b, wire.TSnapMACs)
+		b = binary.LittleEndian.AppendUint32(b, uint32(n))
+		for _, ms := range it.macs.slots[:n] {
+			b = append(b, ms.mac[:]...)
+			b = binary.LittleEndian.AppendUint32(b, ms.slot)
+		}
+		b = wire.EndFrame(b, off)
+		if err := c.writeAll(b); err != nil {
+			return err
+		}
+		b = b[:0]
+		it.macs.slots = it.macs.slots[n:]
+	}
+	return c.writeAll(wire.AppendSynced(b, it.seq))
 }
 
 func (c *conn) writeAll(b []byte) error {

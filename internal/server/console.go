@@ -16,11 +16,21 @@ import (
 )
 
 const consoleMenu = `rtmd console: a menu number, or a command (help for the grammar)
-  1) show routes        5) delete a route
-  2) add a route        6) look up an address
-  3) change a route     7) load routes from a file
-  4) replace a route    8) status
+  1) show routes        5) delete a route              9) show the MAC table
+  2) add a route        6) look up an address         10) add or change a MAC entry
+  3) change a route     7) load routes from a file    11) delete a MAC entry
+  4) replace a route    8) status                     12) look up a MAC
   0) stop rtmd`
+
+// menuItems maps the console menu's numbers to commands, and the arguments
+// they prompt for.
+var menuItems = map[string]struct{ verb, args string }{
+	"1": {"route show", ""}, "2": {"route add", "PREFIX via GATEWAY dev OIF"},
+	"3": {"route change", "PREFIX via GATEWAY dev OIF"}, "4": {"route replace", "PREFIX via GATEWAY dev OIF"},
+	"5": {"route del", "PREFIX"}, "6": {"route get", "ADDR"}, "7": {"route load", "FILE"},
+	"8": {"status", ""}, "9": {"mac show", ""}, "10": {"mac replace", "MAC IP"},
+	"11": {"mac del", "MAC"}, "12": {"mac get", "MAC"},
+}
 
 // Console reads admin commands from in until EOF or ctx is done: menu
 // numbers, which prompt for their arguments, or the rtm grammar without the
@@ -51,16 +61,14 @@ func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, inter
 			continue
 		}
 		f := strings.Fields(line)
-		if i := strings.Index("12345678", f[0]); len(f[0]) == 1 && i >= 0 {
-			verb := []string{"route show", "route add", "route change", "route replace", "route del", "route get", "route load", "status"}[i]
+		if item, ok := menuItems[f[0]]; ok {
 			args := strings.Join(f[1:], " ")
-			if args == "" && i > 0 && i < 7 {
-				hint := map[int]string{1: "PREFIX via GATEWAY dev OIF", 2: "PREFIX via GATEWAY dev OIF", 3: "PREFIX via GATEWAY dev OIF", 4: "PREFIX", 5: "ADDR", 6: "FILE"}[i]
-				if args, ok = ask(verb + " " + hint + ": "); !ok {
+			if args == "" && item.args != "" {
+				if args, ok = ask(item.verb + " " + item.args + ": "); !ok {
 					return
 				}
 			}
-			line = verb + " " + args
+			line = item.verb + " " + args
 		}
 		switch strings.TrimSpace(line) {
 		case "0", "stop":
@@ -86,7 +94,12 @@ func (s *Server) consoleStatus(ctx context.Context, w io.Writer) {
 		fmt.Fprintln(w, "error:", err)
 		return
 	}
-	fmt.Fprintf(w, "rtmd %s: seq %d, %d routes\n", s.cfg.Version, seq, v.Len())
+	macs, err := s.MACs(ctx)
+	if err != nil {
+		fmt.Fprintln(w, "error:", err)
+		return
+	}
+	fmt.Fprintf(w, "rtmd %s: seq %d, %d routes, %d MAC entries\n", s.cfg.Version, seq, v.Len(), len(macs))
 }
 
 func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line string) error {
@@ -142,13 +155,42 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 		if res.Err == nil {
 			fmt.Fprintf(w, "%d routes changed\n", res.Changes)
 		}
+	case command.MACAdd:
+		res = s.execMAC(ctx, wire.KMACAdd, cmd)
+	case command.MACChange:
+		res = s.execMAC(ctx, wire.KMACChange, cmd)
+	case command.MACReplace:
+		res = s.execMAC(ctx, wire.KMACReplace, cmd)
+	case command.MACDel:
+		res = s.execMAC(ctx, wire.KMACDel, cmd)
+	case command.MACShow, command.MACGet:
+		entries, err := s.MACs(ctx)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, e := range entries {
+			if cmd.Verb == command.MACGet && e.mac != cmd.MAC {
+				continue
+			}
+			found = true
+			if cmd.JSON {
+				w.Write(append(command.AppendMACJSON(nil, e.mac, e.ip), '\n'))
+			} else {
+				fmt.Fprintln(w, e.mac, e.ip)
+			}
+		}
+		if cmd.Verb == command.MACGet && !found {
+			return fmt.Errorf("no entry for mac %v", cmd.MAC)
+		}
+		return nil
 	default:
 		return fmt.Errorf("%v is not a console command", cmd.Verb)
 	}
 	if res.Err != nil {
 		return res.Err
 	}
-	if cmd.Verb.IsMutation() && cmd.Verb != command.RouteLoad {
+	if cmd.Verb.IsMutation() && cmd.Verb != command.RouteLoad && cmd.Verb != command.MACLoad {
 		fmt.Fprintln(w, "ok")
 	}
 	return nil
@@ -203,4 +245,16 @@ func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
 		return Result{}, ctx.Err()
 	}
 	return <-ch, nil
+}
+
+// execMAC runs a MAC mutation for the console.
+func (s *Server) execMAC(ctx context.Context, kind byte, cmd command.Command) Result {
+	ch := make(chan Result, 1)
+	ev := evRequest{kind: kind, mac: cmd.MAC, ip: cmd.Addr, done: func(r Result) { ch <- r }}
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+	return <-ch
 }

@@ -25,7 +25,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/shm"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -34,6 +36,8 @@ type Config struct {
 	Socket  string       // Unix socket path
 	Backlog int          // bytes queued for one client before it must resync; 0 means DefaultBacklog
 	MaxLoad int          // routes in one load; 0 means DefaultMaxLoad
+	SHM     string       // base name of the MAC segment; "" means shm.DefaultName(Socket)
+	MACCap  int          // initial capacity of the MAC segment; 0 means DefaultMACCap
 	Version string       // reported to clients
 	Log     *slog.Logger // nil means slog.Default()
 }
@@ -45,6 +49,7 @@ const Version = "0.1.0"
 const (
 	DefaultBacklog = 64 << 20
 	DefaultMaxLoad = wire.DefaultMaxLoad
+	DefaultMACCap  = 4096
 )
 
 // Server is rtmd.
@@ -56,6 +61,7 @@ type Server struct {
 
 	// Owned by the loop.
 	table   route.Table
+	macs    *macTable
 	seq     uint64
 	clients map[*conn]struct{}
 	changes wire.ChangeWriter
@@ -81,14 +87,33 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.SHM == "" {
+		cfg.SHM = shm.DefaultName(cfg.Socket)
+	}
+	if cfg.MACCap <= 0 {
+		cfg.MACCap = DefaultMACCap
+	}
 	ln, err := listen(cfg.Socket, cfg.Log)
 	if err != nil {
+		return nil, err
+	}
+	// The socket is ours, so objects of this name are a dead rtmd's.
+	if stale, err := shm.RemoveStale(cfg.SHM); err != nil {
+		ln.Close()
+		return nil, err
+	} else if len(stale) > 0 {
+		cfg.Log.Info("removed stale shared memory objects", "names", stale)
+	}
+	macs, err := newMACTable(cfg.SHM, cfg.MACCap)
+	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	return &Server{
 		cfg:     cfg,
 		log:     cfg.Log,
 		ln:      ln,
+		macs:    macs,
 		events:  make(chan event, 1024),
 		clients: make(map[*conn]struct{}),
 	}, nil
@@ -132,7 +157,7 @@ func (s *Server) Addr() string { return s.cfg.Socket }
 // Run serves until ctx is done, then tells clients, closes every connection
 // and removes the socket file.
 func (s *Server) Run(ctx context.Context) error {
-	s.log.Info("rtmd listening", "socket", s.cfg.Socket, "version", s.cfg.Version, "protocol", wire.Version)
+	s.log.Info("rtmd listening", "socket", s.cfg.Socket, "version", s.cfg.Version, "protocol", wire.Version, "shm", s.macs.seg.Name)
 	acceptDone := make(chan struct{})
 	go func() {
 		defer close(acceptDone)
@@ -144,6 +169,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for c := range s.clients {
 		c.shutdown("rtmd is shutting down")
 	}
+	s.macs.close()
 	s.log.Info("rtmd stopped")
 	return nil
 }
@@ -181,11 +207,15 @@ type (
 		route route.Route
 		addr  netip.Addr
 		load  *loadBatch   // load: checked and staged by the reader
+		mac   mac.Addr     // the MAC requests
+		ip    netip.Addr   // MAC add, change, replace
+		macs  []macValue   // MAC load
 		err   error        // the reader found the request bad; the loop replies with it
 		done  func(Result) // console: called on the loop; must not block
 	}
 	evResync struct{ c *conn } // the writer is idle and the client needs a new snapshot
 	evView   struct{ done func(*route.View, uint64) }
+	evMACs   struct{ done func([]macValue) }
 )
 
 // Result is the outcome of a request from the console.
@@ -237,6 +267,8 @@ func (s *Server) handle(ev event) {
 	case evView:
 		s.publish()
 		ev.done(s.table.Freeze(), s.seq)
+	case evMACs:
+		ev.done(s.macs.values())
 	}
 }
 
@@ -269,6 +301,22 @@ func (s *Server) apply(r evRequest, res *Result) {
 			// than keep a big load's peak as rtmd's size. Off the loop.
 			go debug.FreeOSMemory()
 		}
+	case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
+		res.Err = s.setMAC(r.kind, r.mac, r.ip)
+	case wire.KMACDel:
+		if !s.macs.del(r.mac) {
+			res.Err = fmt.Errorf("no entry for mac %v", r.mac)
+			break
+		}
+		s.seq++
+		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0)
+	case wire.KMACLoad:
+		for _, kv := range r.macs {
+			if res.Err = s.setMAC(wire.KMACReplace, kv.mac, kv.ip); res.Err != nil {
+				break // only a failure to grow the segment
+			}
+			res.Changes++
+		}
 	case wire.KGet:
 		res.Route, res.NotFound = s.table.Lookup(r.addr)
 		res.NotFound = !res.NotFound
@@ -297,7 +345,7 @@ func (s *Server) reply(r evRequest, res Result) {
 		b = wire.AppendReply(nil, r.id, wire.StatusNotFound, nil)
 	case r.kind == wire.KGet:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendRoute(nil, res.Route))
-	case r.kind == wire.KLoad:
+	case r.kind == wire.KLoad || r.kind == wire.KMACLoad:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))
 	default:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
@@ -334,11 +382,43 @@ func (s *Server) del(p netip.Prefix) error {
 	return nil
 }
 
+// setMAC applies a MAC add, change or replace: the record first, then the
+// change that names it (and, if the segment grew, the new segment before
+// that).
+func (s *Server) setMAC(kind byte, m mac.Addr, ip netip.Addr) error {
+	e, had := s.macs.entries[m]
+	switch {
+	case kind == wire.KMACAdd && had:
+		return fmt.Errorf("mac %v exists (ip %v)", m, e.ip)
+	case kind == wire.KMACChange && !had:
+		return fmt.Errorf("no entry for mac %v", m)
+	}
+	e, had, changed, grew, err := s.macs.set(m, ip)
+	if err != nil {
+		s.log.Error("MAC table", "err", err)
+		return err
+	}
+	if !changed {
+		return nil
+	}
+	if grew {
+		s.log.Info("MAC segment grown", "name", s.macs.seg.Name, "capacity", s.macs.seg.Capacity)
+		s.changes.AppendFrame(wire.AppendMACSeg(nil, s.macs.segInfo()))
+	}
+	op := byte(wire.OpMACAdd)
+	if had {
+		op = wire.OpMACChange
+	}
+	s.seq++
+	s.changes.AddMAC(s.seq, op, m, e.slot)
+	return nil
+}
+
 // snapshot queues a consistent snapshot at the current sequence for c,
 // after every change already published.
 func (s *Server) snapshot(c *conn, reason byte) {
 	s.publish()
-	c.enqueueSnapshot(s.table.Freeze(), s.seq, reason)
+	c.enqueueSnapshot(s.table.Freeze(), s.macs.freeze(), s.seq, reason)
 }
 
 // publish sends the changes of this turn to every subscriber, then the
@@ -346,6 +426,7 @@ func (s *Server) snapshot(c *conn, reason byte) {
 // has already been sent it.
 func (s *Server) publish() {
 	if s.changes.Len() > 0 {
+		s.macs.seg.SetCounters(len(s.macs.entries), s.seq)
 		bufs := s.changes.Take()
 		for c := range s.clients {
 			if c.subscribed {
@@ -374,6 +455,22 @@ func (s *Server) Exec(ctx context.Context, kind byte, r route.Route, addr netip.
 		return res
 	case <-ctx.Done():
 		return Result{Err: ctx.Err()}
+	}
+}
+
+// MACs returns the MAC table, each IP as read from the shared segment.
+func (s *Server) MACs(ctx context.Context) ([]macValue, error) {
+	ch := make(chan []macValue, 1)
+	select {
+	case s.events <- evMACs{func(v []macValue) { ch <- v }}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

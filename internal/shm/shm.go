@@ -33,10 +33,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"unsafe"
@@ -69,6 +71,41 @@ const (
 // ErrLayout is returned by Open for a segment that is not rtm's, or not of
 // this layout version.
 var ErrLayout = errors.New("not an rtm MAC segment of layout version 1")
+
+// DefaultName returns the base name of the MAC segment of the rtmd on a
+// socket path: "rtm-" and a hash of the absolute path, so that two rtmds
+// never collide. Generations of the segment are named BASE.1, BASE.2, ...
+func DefaultName(socket string) string {
+	abs, err := filepath.Abs(socket)
+	if err != nil {
+		abs = socket
+	}
+	h := fnv.New64a()
+	h.Write([]byte(abs))
+	return fmt.Sprintf("rtm-%016x", h.Sum64())
+}
+
+// Latest returns the name of the newest generation of the segment base.
+func Latest(base string) (string, error) {
+	ents, err := os.ReadDir(Dir)
+	if err != nil {
+		return "", err
+	}
+	best, bestGen := "", -1
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), base+".")
+		if !ok {
+			continue
+		}
+		if gen, err := strconv.Atoi(rest); err == nil && gen > bestGen {
+			best, bestGen = e.Name(), gen
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no MAC segment %s.N in %s: is rtmd running, with this socket or -shm name?", base, Dir)
+	}
+	return best, nil
+}
 
 // CheckName reports whether name can name a shared memory object.
 func CheckName(name string) error {
@@ -172,6 +209,12 @@ func (s *Segment) Clear(slot int) {
 	store(s.w, i+3, 0)
 	store(s.w, i, seq+2)
 	store(s.w, hWrites, load(s.w, hWrites)+1)
+}
+
+// Read returns the record in slot, as View.Read does.
+func (s *Segment) Read(slot int) (mac.Addr, netip.Addr, bool) {
+	v := View{Capacity: s.Capacity, w: s.w}
+	return v.Read(slot)
 }
 
 // SetCounters writes the header's live-record count and sequence number.
@@ -303,6 +346,16 @@ func decode(w1, w2, w3 uint64) (m mac.Addr, ip netip.Addr, ok bool) {
 		return m, netip.AddrFrom16(a), true
 	}
 	return mac.Addr{}, netip.Addr{}, false
+}
+
+// Find scans the records for m: for a reader that has no key list.
+func (v *View) Find(m mac.Addr) (netip.Addr, bool) {
+	for slot := range v.Capacity {
+		if got, ip, ok := v.Read(slot); ok && got == m {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // Seq returns the sequence number rtmd last wrote in the header.

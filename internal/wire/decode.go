@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"unicode/utf8"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 )
 
@@ -266,6 +267,11 @@ func (d *Decoder) Changes(p []byte, fn func(Change)) error {
 			c.Route = d.Route()
 		case OpDel:
 			c.Route.Dst = d.Prefix("dst")
+		case OpMACAdd, OpMACChange:
+			c.MAC = d.MAC("mac")
+			c.Slot = d.U32("slot")
+		case OpMACDel:
+			c.MAC = d.MAC("mac")
 		default:
 			d.fail("op", off, "unknown change op %d", c.Op)
 		}
@@ -274,6 +280,47 @@ func (d *Decoder) Changes(p []byte, fn func(Change)) error {
 		}
 	}
 	return d.Finish()
+}
+
+// MAC reads a MAC address.
+func (d *Decoder) MAC(field string) mac.Addr {
+	p := d.take(field, 6)
+	if p == nil {
+		return mac.Addr{}
+	}
+	return mac.Addr(p)
+}
+
+// MACSeg decodes a MACSeg payload.
+func (d *Decoder) MACSeg(p []byte) (MACSeg, error) {
+	d.Reset(p)
+	s := MACSeg{Gen: d.U32("generation"), Capacity: d.U32("capacity"), Name: d.String("name")}
+	return s, d.Finish()
+}
+
+// MACSlots decodes a SnapMACs payload: a count and that many (MAC, slot)
+// pairs.
+func (d *Decoder) MACSlots(p []byte, fn func(mac.Addr, uint32)) error {
+	d.Reset(p)
+	n := d.U32("count")
+	for i := uint32(0); i < n && d.err == nil; i++ {
+		m, slot := d.MAC("mac"), d.U32("slot")
+		if d.err == nil {
+			fn(m, slot)
+		}
+	}
+	return d.Finish()
+}
+
+// MACValue reads a MAC and an address, as a MAC request carries them.
+func (d *Decoder) MACValue() (mac.Addr, netip.Addr) {
+	m := d.MAC("mac")
+	off := d.off
+	a := d.Addr("ip")
+	if d.err == nil && a.Zone() != "" {
+		d.fail("ip", off, "zone")
+	}
+	return m, a
 }
 
 // Routes decodes a Snapshot payload or the routes of a load chunk: a count

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 )
 
@@ -41,6 +42,25 @@ func (w *ChangeWriter) AddRaw(seq uint64, op byte, raw []byte) {
 	w.buf = append(w.buf, op)
 	w.buf = append(w.buf, raw...)
 	w.count++
+}
+
+// AddMAC appends one MAC change: OpMACAdd or OpMACChange with the record's
+// slot, or OpMACDel.
+func (w *ChangeWriter) AddMAC(seq uint64, op byte, m mac.Addr, slot uint32) {
+	w.begin(seq)
+	w.buf = append(w.buf, op)
+	w.buf = append(w.buf, m[:]...)
+	if op != OpMACDel {
+		w.buf = binary.LittleEndian.AppendUint32(w.buf, slot)
+	}
+	w.count++
+}
+
+// AppendFrame closes the open Changes frame and appends a whole frame of
+// another type, such as MACSeg, in its place in the stream.
+func (w *ChangeWriter) AppendFrame(frame []byte) {
+	w.close()
+	w.buf = append(w.buf, frame...)
 }
 
 // begin opens a new frame, and a new segment, when needed.

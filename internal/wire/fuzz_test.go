@@ -21,6 +21,7 @@ func seedChanges() []byte {
 func FuzzChanges(f *testing.F) {
 	f.Add(seedChanges())
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 3, 4, 33, 0, 0, 0, 0})
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4, 1, 2, 3, 4, 5, 6, 9, 0, 0, 0, 6, 1, 2, 3, 4, 5, 6})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var d wire.Decoder
 		var got []wire.Change
@@ -30,7 +31,11 @@ func FuzzChanges(f *testing.F) {
 		}
 		var w wire.ChangeWriter
 		for _, c := range got {
-			if c.Op != wire.OpDel {
+			switch c.Op {
+			case wire.OpMACAdd, wire.OpMACChange, wire.OpMACDel:
+				w.AddMAC(c.Seq, c.Op, c.MAC, c.Slot)
+				continue
+			case wire.OpAdd, wire.OpChange:
 				if err := c.Route.Validate(); err != nil {
 					t.Fatalf("decoded invalid route %v: %v", c.Route, err)
 				}

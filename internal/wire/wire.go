@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/netip"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 )
 
@@ -44,26 +45,33 @@ const MinRouteLen = 2 + 4 + 4 + 1 + 1
 
 // Frame types.
 const (
-	THello     = 1 // client: magic, version, name
-	TWelcome   = 2 // server: version, current sequence, server version text
-	TError     = 3 // server: a fatal error; the connection closes after it
-	TRequest   = 4 // client: id, kind, body
-	TReply     = 5 // server: id, status, body
-	TSnapBegin = 6 // server: sequence S, reason, route count
-	TSnapshot  = 7 // server: routes of the snapshot
-	TSynced    = 8 // server: the snapshot at S is complete
-	TChanges   = 9 // server: first sequence, count, change records
+	THello     = 1  // client: magic, version, name
+	TWelcome   = 2  // server: version, current sequence, server version text
+	TError     = 3  // server: a fatal error; the connection closes after it
+	TRequest   = 4  // client: id, kind, body
+	TReply     = 5  // server: id, status, body
+	TSnapBegin = 6  // server: sequence S, reason, route count
+	TSnapshot  = 7  // server: routes of the snapshot
+	TSynced    = 8  // server: the snapshot at S is complete
+	TChanges   = 9  // server: first sequence, count, change records
+	TMACSeg    = 10 // server: the MAC segment that slots refer to from here on
+	TSnapMACs  = 11 // server: MAC keys of the snapshot, with their slots
 )
 
 // Request kinds.
 const (
-	KAdd       = 1
-	KChange    = 2
-	KReplace   = 3
-	KDel       = 4
-	KLoad      = 5 // a chunk of a batch load; flag LoadFinal on the last
-	KGet       = 6
-	KSubscribe = 7
+	KAdd        = 1
+	KChange     = 2
+	KReplace    = 3
+	KDel        = 4
+	KLoad       = 5 // a chunk of a batch load; flag LoadFinal on the last
+	KGet        = 6
+	KSubscribe  = 7
+	KMACAdd     = 8
+	KMACChange  = 9
+	KMACReplace = 10
+	KMACDel     = 11
+	KMACLoad    = 12 // a chunk of a batch of MAC replaces; LoadFinal on the last
 )
 
 // DefaultMaxLoad is the most routes rtmd takes in one load by default.
@@ -81,9 +89,12 @@ const (
 
 // Change ops in a Changes frame.
 const (
-	OpAdd    = 1
-	OpChange = 2
-	OpDel    = 3
+	OpAdd       = 1
+	OpChange    = 2
+	OpDel       = 3
+	OpMACAdd    = 4 // MAC, slot
+	OpMACChange = 5 // MAC, slot
+	OpMACDel    = 6 // MAC
 )
 
 // Snapshot reasons.
@@ -97,6 +108,24 @@ type Change struct {
 	Seq   uint64
 	Op    byte
 	Route route.Route // Route.NextHop is zero for OpDel
+	MAC   mac.Addr    // the MAC ops
+	Slot  uint32      // OpMACAdd, OpMACChange: the record in the segment
+}
+
+// MACSeg names a generation of the MAC segment.
+type MACSeg struct {
+	Gen      uint32
+	Capacity uint32
+	Name     string
+}
+
+// AppendMACSeg appends a MACSeg frame.
+func AppendMACSeg(b []byte, s MACSeg) []byte {
+	b, off := BeginFrame(b, TMACSeg)
+	b = binary.LittleEndian.AppendUint32(b, s.Gen)
+	b = binary.LittleEndian.AppendUint32(b, s.Capacity)
+	b = AppendString(b, s.Name)
+	return EndFrame(b, off)
 }
 
 // BeginFrame appends a frame header with a zero length; EndFrame fills it in.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/shm"
 )
 
 var binDir string // rtmd and rtm, built by TestMain
@@ -27,6 +28,9 @@ func TestMain(m *testing.M) {
 		return
 	case "benchsub":
 		benchSubscriberMain()
+		return
+	case "macreader":
+		macReaderMain()
 		return
 	}
 	dir, err := os.MkdirTemp("", "rtmbin")
@@ -139,6 +143,15 @@ func (d *daemon) stop() {
 	if _, err := os.Lstat(d.socket); err == nil {
 		t.Errorf("rtmd left its socket %s behind", d.socket)
 	}
+	base := shm.DefaultName(d.socket)
+	if ents, err := os.ReadDir(shm.Dir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), base) {
+				t.Errorf("rtmd left %s/%s behind", shm.Dir, e.Name())
+				os.Remove(filepath.Join(shm.Dir, e.Name()))
+			}
+		}
+	}
 	if t.Failed() {
 		t.Logf("rtmd log:\n%s", d.stderr)
 	}
@@ -205,8 +218,20 @@ type subscriber struct {
 
 func startSubscriber(t *testing.T, socket string) *subscriber {
 	t.Helper()
+	return startHelper(t, execHelper("subscriber", socket))
+}
+
+// execHelper returns a command that runs this test binary as a helper.
+func execHelper(kind, socket string, env ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "RTM_ITEST_HELPER=subscriber", "RTM_SOCKET="+socket)
+	cmd.Env = append(os.Environ(), "RTM_ITEST_HELPER="+kind, "RTM_SOCKET="+socket)
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
+}
+
+// startHelper starts a helper process and stops it at the end of the test.
+func startHelper(t *testing.T, cmd *exec.Cmd) *subscriber {
+	t.Helper()
 	s := &subscriber{cmd: cmd, stderr: new(lockedBuffer)}
 	cmd.Stderr = s.stderr
 	var err error

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtm-project/rtm/internal/mac"
@@ -93,8 +95,8 @@ type Mirror struct {
 
 	mu      sync.RWMutex
 	table   *route.Table
-	macs    map[mac.Addr]uint32 // MAC -> slot in seg
-	seg     *shm.View
+	macs    atomic.Pointer[macIndex] // MAC -> slot in seg; read without the lock
+	seg     atomic.Pointer[segRef]
 	seq     uint64
 	synced  bool
 	resyncs int
@@ -106,7 +108,7 @@ func (m *Mirror) init() {
 	if m.changed == nil {
 		m.changed = make(chan struct{})
 		m.table = new(route.Table)
-		m.macs = make(map[mac.Addr]uint32)
+		m.macs.Store(newMACIndex(0))
 	}
 }
 
@@ -183,13 +185,16 @@ func (m *Mirror) WaitSeq(ctx context.Context, seq uint64) error {
 // whose record no longer holds it (rtmd deleted it, and the delete is on
 // its way in the stream) is not found.
 func (m *Mirror) LookupMAC(k MAC) (netip.Addr, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	slot, ok := m.macs[k]
-	if !ok || m.seg == nil {
+	idx, seg := m.macs.Load(), m.seg.Load()
+	if idx == nil || seg == nil {
 		return netip.Addr{}, false
 	}
-	got, ip, ok := m.seg.Read(int(slot))
+	slot, ok := idx.get(packMAC(k))
+	if !ok {
+		return netip.Addr{}, false
+	}
+	got, ip, ok := seg.v.Read(int(slot))
+	runtime.KeepAlive(seg) // the mapping lives as long as seg
 	if !ok || got != k {
 		return netip.Addr{}, false
 	}
@@ -205,12 +210,10 @@ type MACEntry struct {
 // MACEntries returns the local MAC table in `rtm mac show` order, each IP
 // read from the shared segment.
 func (m *Mirror) MACEntries() []MACEntry {
-	m.mu.RLock()
-	keys := make([]mac.Addr, 0, len(m.macs))
-	for k := range m.macs {
-		keys = append(keys, k)
+	var keys []mac.Addr
+	if idx := m.macs.Load(); idx != nil {
+		idx.each(func(k uint64, _ uint32) { keys = append(keys, unpackMAC(k)) })
 	}
-	m.mu.RUnlock()
 	slices.SortFunc(keys, mac.Compare)
 	out := make([]MACEntry, 0, len(keys))
 	for _, k := range keys {
@@ -227,14 +230,9 @@ func (m *Mirror) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.init()
 	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		if m.seg != nil {
-			m.seg.Close()
-			m.seg = nil
-		}
-		m.mu.Unlock()
-	}()
+	// The mapping is released for unmapping when Run ends; lookups
+	// then report nothing.
+	defer m.seg.Store(nil)
 	backoff := 100 * time.Millisecond
 	for {
 		synced, err := m.session(ctx)
@@ -279,7 +277,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 	var (
 		d        wire.Decoder
 		next     *route.Table // the snapshot being received
-		nextMACs map[mac.Addr]uint32
+		nextMACs *macIndex
 		nextSeg  *shm.View
 		snap     uint64 // its sequence number
 	)
@@ -307,7 +305,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if err := d.Finish(); err != nil {
 				return synced, fmt.Errorf("bad snapshot header: %w", err)
 			}
-			next, nextMACs = new(route.Table), make(map[mac.Addr]uint32)
+			next, nextMACs = new(route.Table), newMACIndex(0)
 			if nextSeg != nil {
 				nextSeg.Close()
 				nextSeg = nil
@@ -347,13 +345,8 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				break
 			}
 			// The segment grew: slots refer to the new one from here on.
-			m.mu.Lock()
-			old := m.seg
-			m.seg = v
-			m.mu.Unlock()
-			if old != nil {
-				old.Close()
-			}
+			// The old mapping goes when the last reader lets go of it.
+			m.seg.Store(newSegRef(v))
 		case wire.TSnapMACs:
 			if next == nil || nextSeg == nil {
 				return synced, errors.New("protocol error: snapshot MACs outside a snapshot, or before their segment")
@@ -363,7 +356,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				if int(slot) >= nextSeg.Capacity {
 					bad = fmt.Errorf("protocol error: MAC %v in slot %d of a %d-record segment", k, slot, nextSeg.Capacity)
 				}
-				nextMACs[k] = slot
+				nextMACs = nextMACs.put(packMAC(k), slot)
 				if m.OnEvent != nil {
 					m.OnEvent(Event{Kind: Add, Table: MACs, Seq: snap, MAC: k, More: true})
 				}
@@ -380,11 +373,9 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			}
 			m.mu.Lock()
 			m.table, m.seq = next, snap
-			m.macs = nextMACs
-			if m.seg != nil {
-				m.seg.Close()
-			}
-			m.seg, nextSeg = nextSeg, nil
+			m.macs.Store(nextMACs)
+			m.seg.Store(newSegRef(nextSeg))
+			nextSeg = nil
 			if m.synced {
 				m.resyncs++
 			}
@@ -439,20 +430,22 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 			kind = Del
 			_, had = m.table.Delete(c.Route.Dst)
 		case wire.OpMACAdd, wire.OpMACChange:
-			_, had = m.macs[c.MAC]
+			idx := m.macs.Load()
+			_, had = idx.get(packMAC(c.MAC))
 			if c.Op == wire.OpMACAdd {
 				had = !had
 			} else {
 				kind = Change
 			}
-			if m.seg == nil || int(c.Slot) >= m.seg.Capacity {
+			if seg := m.seg.Load(); seg == nil || int(c.Slot) >= seg.v.Capacity {
 				had = false
 			}
-			m.macs[c.MAC] = c.Slot
+			if next := idx.put(packMAC(c.MAC), c.Slot); next != idx {
+				m.macs.Store(next)
+			}
 		case wire.OpMACDel:
 			kind = Del
-			_, had = m.macs[c.MAC]
-			delete(m.macs, c.MAC)
+			had = m.macs.Load().del(packMAC(c.MAC))
 		}
 		if !had {
 			what := c.Route.Dst.String()

@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,4 +236,105 @@ func (d *benchDaemon) stopBench(b *testing.B) {
 	d.cmd.Process.Signal(unix.SIGTERM)
 	d.cmd.Wait()
 	os.RemoveAll(d.dir)
+}
+
+// macBenchMain looks up RTM_MACS test MACs in a loop for five 200 ms
+// windows and prints the median ns per lookup.
+func macBenchMain() {
+	nmacs, _ := strconv.Atoi(os.Getenv("RTM_MACS"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := &client.Mirror{Address: os.Getenv("RTM_SOCKET")}
+	go m.Run(ctx)
+	if err := m.WaitSeq(ctx, uint64(nmacs)); err != nil {
+		os.Exit(1)
+	}
+	keys := make([]client.MAC, nmacs)
+	for i := range keys {
+		keys[i] = testMAC(i)
+	}
+	var windows []float64
+	for range 5 {
+		n, start := 0, time.Now()
+		for time.Since(start) < 200*time.Millisecond {
+			for range 1000 {
+				if _, ok := m.LookupMAC(keys[n%nmacs]); !ok {
+					fmt.Fprintln(os.Stderr, "not found")
+					os.Exit(1)
+				}
+				n++
+			}
+		}
+		windows = append(windows, float64(time.Since(start).Nanoseconds())/float64(n))
+	}
+	fmt.Printf("ns_per_lookup %.2f\n", median(windows))
+}
+
+// BenchmarkLookupMAC measures LookupMAC in a client process while rtmd
+// makes about 100,000 MAC changes a second, and the time to add 64,000
+// entries with one `rtm mac load`.
+func BenchmarkLookupMAC(b *testing.B) {
+	d := startBenchRtmd(b)
+	defer d.stopBench(b)
+	const n = 1024
+	c, err := client.Dial(context.Background(), d.socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	entries := make([]client.MACEntry, n)
+	for i := range entries {
+		entries[i] = client.MACEntry{MAC: testMAC(i), IP: patternIP(testMAC(i), 0)}
+	}
+	if _, err := c.LoadMACs(context.Background(), entries); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var writes atomic.Int64
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for k := uint64(1); ctx.Err() == nil; k++ {
+			for i := range entries {
+				entries[i].IP = patternIP(entries[i].MAC, k)
+			}
+			if _, err := c.LoadMACs(ctx, entries[:1000]); err == nil {
+				writes.Add(1000)
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	var ns []float64
+	start := time.Now()
+	for range b.N {
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+		cmd.Env = append(os.Environ(), "RTM_ITEST_HELPER=macbench", "RTM_SOCKET="+d.socket, fmt.Sprintf("RTM_MACS=%d", n))
+		out, err := cmd.Output()
+		var v float64
+		if _, serr := fmt.Sscanf(string(out), "ns_per_lookup %f", &v); err != nil || serr != nil {
+			b.Fatalf("mac bench helper: %v %q", err, out)
+		}
+		ns = append(ns, v)
+	}
+	rate := float64(writes.Load()) / time.Since(start).Seconds()
+	cancel()
+	b.ReportMetric(median(ns), "lookup_ns")
+	b.ReportMetric(rate, "writes/s")
+
+	// 64,000 entries through `rtm mac load`.
+	var file strings.Builder
+	for i := range 64000 {
+		m := client.MAC{4, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+		fmt.Fprintf(&file, "%v 10.%d.%d.%d\n", m, byte(i>>16), byte(i>>8), byte(i))
+	}
+	path := filepath.Join(d.dir, "macs")
+	os.WriteFile(path, []byte(file.String()), 0o644)
+	t0 := time.Now()
+	if out, err := exec.Command(filepath.Join(binDir, "rtm"), "-s", d.socket, "mac", "load", path).CombinedOutput(); err != nil {
+		b.Fatalf("rtm mac load: %v %s", err, out)
+	}
+	b.ReportMetric(time.Since(t0).Seconds(), "mac_load_64k_s")
 }

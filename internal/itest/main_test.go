@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	case "macreader":
 		macReaderMain()
 		return
+	case "macbench":
+		macBenchMain()
+		return
 	}
 	dir, err := os.MkdirTemp("", "rtmbin")
 	if err != nil {

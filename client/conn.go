@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -114,8 +115,42 @@ type Conn struct {
 	buf    []byte
 }
 
-// Close closes the connection.
-func (c *Conn) Close() error { return c.nc.Close() }
+// Close says goodbye to rtmd and closes the connection.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	c.nc.Write(wire.AppendRequest(nil, 0, wire.KGoodbye, nil))
+	c.mu.Unlock()
+	return c.nc.Close()
+}
+
+// Flush empties both of rtmd's tables; registered clients get SIGUSR1.
+func (c *Conn) Flush(ctx context.Context) error {
+	_, _, err := c.simple(ctx, wire.KFlush, func(b []byte) []byte { return b })
+	return err
+}
+
+// ClientInfo describes a client connected to rtmd.
+type ClientInfo = wire.ClientInfo
+
+// Clients lists the clients connected to rtmd.
+func (c *Conn) Clients(ctx context.Context) ([]ClientInfo, error) {
+	_, body, err := c.simple(ctx, wire.KClients, func(b []byte) []byte { return b })
+	if err != nil {
+		return nil, err
+	}
+	var d wire.Decoder
+	d.Reset(body)
+	text := d.String("clients")
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("bad clients reply: %w", err)
+	}
+	var list []ClientInfo
+	if err := json.Unmarshal([]byte(text), &list); err != nil {
+		return nil, fmt.Errorf("bad clients reply: %w", err)
+	}
+	return list, nil
+}
 
 // withContext runs f with the connection's deadline set from ctx, and makes
 // a cancelled ctx interrupt it.

@@ -2,14 +2,18 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rtm-project/rtm/internal/mac"
@@ -31,9 +35,10 @@ const (
 	Change
 	Del
 	Synced
+	Flush // both tables were emptied
 )
 
-var kindNames = [...]string{Reset: "reset", Add: "add", Change: "change", Del: "del", Synced: "synced"}
+var kindNames = [...]string{Reset: "reset", Add: "add", Change: "change", Del: "del", Synced: "synced", Flush: "flush"}
 
 func (k EventKind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
@@ -60,9 +65,11 @@ type Event struct {
 	// at.
 	Seq   uint64
 	Route Route // Dst only for Del; zero for Reset and Synced
-	// MAC is the key of a MACs event. The stream carries only keys: the
-	// IP is in shared memory, read with Mirror.LookupMAC.
+	// MAC is the key of a MACs event. The stream carries only keys; IP is
+	// the value the shared segment held for MAC when the mirror applied an
+	// Add or Change (a later value, if rtmd had changed it again by then).
 	MAC MAC
+	IP  netip.Addr
 	// Backlog is set on a Reset sent because this client fell too far
 	// behind; the snapshot that follows replaces its table.
 	Backlog bool
@@ -92,6 +99,15 @@ type Mirror struct {
 	// NoReconnect makes Run return the first error instead of
 	// reconnecting.
 	NoReconnect bool
+	// Register makes the mirror register this process with rtmd after each
+	// sync, so that a flush reaches it as SIGUSR1 too (the library installs
+	// the handler first). A signal that arrives before the stream's flush
+	// empties the mirror at once, at the flush's sequence number; one that
+	// arrives after changes nothing.
+	Register bool
+	// OnFlushSignal, if set, is called after each SIGUSR1 the mirror
+	// handles, with whether it emptied the mirror.
+	OnFlushSignal func(emptied bool)
 
 	mu      sync.RWMutex
 	table   *route.Table
@@ -102,6 +118,8 @@ type Mirror struct {
 	resyncs int
 	changed chan struct{} // closed and replaced when seq advances
 	events  []Event       // reused by applyChanges
+	jump    uint64        // a flush applied on its signal, before the stream brought it
+	signals int
 }
 
 func (m *Mirror) init() {
@@ -269,8 +287,21 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 		return false, err
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	// Cancelling ctx interrupts the read; the session then says goodbye.
+	stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	defer func() {
+		if ctx.Err() != nil {
+			c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			c.nc.Write(wire.AppendRequest(nil, 0, wire.KGoodbye, nil))
+		}
+	}()
+	if m.Register {
+		watchFlushSignals(m)
+		defer unwatchFlushSignals(m)
+	}
+	var lastAck time.Time
+	const registerID = 1
 	if _, err := c.nc.Write(wire.AppendRequest(nil, 0, wire.KSubscribe, nil)); err != nil {
 		return false, fmt.Errorf("subscribe: %w", err)
 	}
@@ -294,9 +325,21 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 	for {
 		typ, p, err := c.r.ReadFrame()
 		if err != nil {
+			if ctx.Err() != nil {
+				return synced, ctx.Err()
+			}
 			return synced, fmt.Errorf("reading from rtmd: %w", err)
 		}
 		switch typ {
+		case wire.TReply:
+			// The reply to the registration: the only request a mirror
+			// makes.
+			if len(p) < 5 || binary.LittleEndian.Uint32(p) != registerID {
+				return synced, errors.New("protocol error: unexpected reply on a subscription")
+			}
+			if p[4] != wire.StatusOK {
+				return synced, fmt.Errorf("register: %w", serverError(p[5:]))
+			}
 		case wire.TSnapBegin:
 			d.Reset(p)
 			snap = d.U64("sequence")
@@ -358,7 +401,11 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				}
 				nextMACs = nextMACs.put(packMAC(k), slot)
 				if m.OnEvent != nil {
-					m.OnEvent(Event{Kind: Add, Table: MACs, Seq: snap, MAC: k, More: true})
+					e := Event{Kind: Add, Table: MACs, Seq: snap, MAC: k, More: true}
+					if got, ip, ok := nextSeg.Read(int(slot)); ok && got == k {
+						e.IP = ip
+					}
+					m.OnEvent(e)
 				}
 			})
 			if err == nil {
@@ -379,18 +426,34 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if m.synced {
 				m.resyncs++
 			}
+			first := !synced
 			m.synced, synced = true, true
+			m.jump = 0
 			close(m.changed)
 			m.changed = make(chan struct{})
 			m.mu.Unlock()
 			next = nil
 			emit(Event{Kind: Synced, Seq: snap})
+			if m.Register && first {
+				pid := binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid()))
+				if _, err := c.nc.Write(wire.AppendRequest(nil, registerID, wire.KRegister, pid)); err != nil {
+					return synced, fmt.Errorf("register: %w", err)
+				}
+			}
 		case wire.TChanges:
 			if !synced || next != nil {
 				return synced, errors.New("protocol error: changes before the snapshot is complete")
 			}
 			if err := m.applyChanges(&d, p); err != nil {
 				return synced, err
+			}
+			if now := time.Now(); now.Sub(lastAck) > 50*time.Millisecond {
+				lastAck = now
+				seq, _ := m.Seq()
+				ack := binary.LittleEndian.AppendUint64(nil, seq)
+				if _, err := c.nc.Write(wire.AppendRequest(nil, 0, wire.KAck, ack)); err != nil {
+					return synced, fmt.Errorf("ack: %w", err)
+				}
 			}
 		case wire.TError:
 			return synced, serverError(p)
@@ -411,6 +474,13 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 	m.mu.Lock()
 	err := d.Changes(p, func(c wire.Change) {
 		if bad != nil {
+			return
+		}
+		if m.jump != 0 && c.Seq <= m.jump {
+			// Covered by a flush already applied on its signal.
+			if c.Seq == m.jump {
+				m.jump = 0
+			}
 			return
 		}
 		if c.Seq != m.seq+1 {
@@ -446,10 +516,14 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 		case wire.OpMACDel:
 			kind = Del
 			had = m.macs.Load().del(packMAC(c.MAC))
+		case wire.OpFlush:
+			kind, had = Flush, true
+			m.table = new(route.Table)
+			m.macs.Store(newMACIndex(0))
 		}
 		if !had {
 			what := c.Route.Dst.String()
-			if c.Op >= wire.OpMACAdd {
+			if c.Op >= wire.OpMACAdd && c.Op <= wire.OpMACDel {
 				what = "mac " + c.MAC.String()
 			}
 			bad = fmt.Errorf("out of sync at %d: %s %s does not fit the local table", c.Seq, kind, what)
@@ -458,8 +532,13 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 		m.seq = c.Seq
 		if keep {
 			e := Event{Kind: kind, Seq: c.Seq, Route: c.Route, MAC: c.MAC}
-			if c.Op >= wire.OpMACAdd {
+			if c.Op >= wire.OpMACAdd && c.Op <= wire.OpMACDel {
 				e.Table = MACs
+				if seg := m.seg.Load(); seg != nil && c.Op != wire.OpMACDel {
+					if got, ip, ok := seg.v.Read(int(c.Slot)); ok && got == c.MAC {
+						e.IP = ip
+					}
+				}
 			}
 			events = append(events, e)
 		}
@@ -477,4 +556,72 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 		return fmt.Errorf("bad changes frame: %w", err)
 	}
 	return bad
+}
+
+// FlushSignals returns how many SIGUSR1 the mirror has handled.
+func (m *Mirror) FlushSignals() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.signals
+}
+
+// flushSignalled handles SIGUSR1: if rtmd's last flush, which the MAC
+// segment's header holds, is later than the mirror, the mirror empties
+// itself at that sequence number and skips the changes before it as the
+// stream brings them. A late signal, for a flush the stream has brought
+// already, changes nothing.
+func (m *Mirror) flushSignalled() {
+	seg := m.seg.Load()
+	m.mu.Lock()
+	m.signals++
+	emptied := false
+	if seg != nil && m.synced {
+		if f := seg.v.Flush(); f > m.seq {
+			m.table = new(route.Table)
+			m.macs.Store(newMACIndex(0))
+			m.seq, m.jump = f, f
+			close(m.changed)
+			m.changed = make(chan struct{})
+			emptied = true
+		}
+	}
+	m.mu.Unlock()
+	if m.OnFlushSignal != nil {
+		m.OnFlushSignal(emptied)
+	}
+}
+
+// The process's SIGUSR1 handler, shared by its registered mirrors.
+var flushSignals struct {
+	once    sync.Once
+	mu      sync.Mutex
+	mirrors map[*Mirror]int
+}
+
+func watchFlushSignals(m *Mirror) {
+	flushSignals.once.Do(func() {
+		flushSignals.mirrors = make(map[*Mirror]int)
+		ch := make(chan os.Signal, 16)
+		signal.Notify(ch, syscall.SIGUSR1)
+		go func() {
+			for range ch {
+				flushSignals.mu.Lock()
+				for m := range flushSignals.mirrors {
+					m.flushSignalled()
+				}
+				flushSignals.mu.Unlock()
+			}
+		}()
+	})
+	flushSignals.mu.Lock()
+	flushSignals.mirrors[m]++
+	flushSignals.mu.Unlock()
+}
+
+func unwatchFlushSignals(m *Mirror) {
+	flushSignals.mu.Lock()
+	if flushSignals.mirrors[m]--; flushSignals.mirrors[m] <= 0 {
+		delete(flushSignals.mirrors, m)
+	}
+	flushSignals.mu.Unlock()
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -121,6 +122,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return c.Replace(ctx, cmd.Route)
 	case command.RouteDel:
 		return c.Delete(ctx, cmd.Route.Dst)
+	case command.Flush:
+		return c.Flush(ctx)
+	case command.Clients:
+		list, err := c.Clients(ctx)
+		if err != nil {
+			return err
+		}
+		printClients(e.stdout, list, cmd.JSON)
+		return nil
 	case command.RouteGet:
 		r, err := c.Get(ctx, cmd.Addr)
 		if errors.Is(err, client.ErrNotFound) {
@@ -134,6 +144,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return nil
 	}
 	return fmt.Errorf("%v: not implemented", cmd.Verb)
+}
+
+func printClients(w io.Writer, list []client.ClientInfo, asJSON bool) {
+	if asJSON {
+		b, _ := json.MarshalIndent(list, "", "  ")
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "%-4s %-8s %-6s %-16s %-20s %-4s %-10s %-10s %-8s %s\n",
+		"ID", "PID", "UID", "NAME", "SINCE", "REG", "DELIVERED", "ACKED", "BACKLOG", "RESYNCS")
+	for _, c := range list {
+		reg := "-"
+		if c.Registered {
+			reg = "yes"
+		}
+		fmt.Fprintf(w, "%-4d %-8d %-6d %-16.16s %-20s %-4s %-10d %-10d %-8d %d\n",
+			c.ID, c.PID, c.UID, c.Name, c.Since, reg, c.Delivered, c.Acked, c.Backlog, c.Resyncs)
+	}
 }
 
 func indent(s string) string {

@@ -27,12 +27,18 @@ func (e *env) clientMenu(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := &client.Mirror{
-		Address: e.socket,
-		Dialer:  client.Dialer{Name: "rtm client"},
-		OnError: func(err error) { fmt.Fprintln(os.Stderr, "rtm client:", err, "(reconnecting)") },
+		Address:  e.socket,
+		Dialer:   client.Dialer{Name: "rtm client"},
+		Register: true,
+		OnError:  func(err error) { fmt.Fprintln(os.Stderr, "rtm client:", err, "(reconnecting)") },
+		OnFlushSignal: func(emptied bool) {
+			fmt.Fprintln(os.Stderr, "rtm client: SIGUSR1: rtmd flushed its tables")
+		},
 	}
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
+	// On the way out, stop the mirror and let it say goodbye.
+	defer func() { cancel(); <-done }()
 
 	// Commands wait for the first sync, so that a piped "show" does not
 	// print an empty table.

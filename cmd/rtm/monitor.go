@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"strconv"
 
@@ -38,10 +37,7 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 			op = "resync"
 		}
 		if ev.Table == client.MACs && (ev.Kind == client.Add || ev.Kind == client.Change || ev.Kind == client.Del) {
-			var ip netip.Addr
-			if ev.Kind != client.Del {
-				ip, _ = m.LookupMAC(ev.MAC)
-			}
+			ip := ev.IP
 			if cmd.JSON {
 				b = command.AppendMACEventJSON(b, ev.Seq, op, ev.MAC, ip)
 			} else {
@@ -60,7 +56,7 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 				b = ev.Route.AppendText(append(b, ' '))
 			case client.Del:
 				b = ev.Route.Dst.AppendTo(append(b, ' '))
-			default:
+			default: // synced, flush, resync
 				b = strconv.AppendUint(append(b, " seq "...), ev.Seq, 10)
 			}
 		}

@@ -37,6 +37,8 @@ const (
 	MACLoad
 	MACShow
 	MACGet
+	Flush
+	Clients
 )
 
 var verbNames = map[Verb]string{
@@ -45,6 +47,7 @@ var verbNames = map[Verb]string{
 	RouteGet: "route get", Monitor: "monitor", Client: "client", Help: "help",
 	MACAdd: "mac add", MACChange: "mac change", MACReplace: "mac replace", MACDel: "mac del",
 	MACLoad: "mac load", MACShow: "mac show", MACGet: "mac get",
+	Flush: "flush", Clients: "clients",
 }
 
 func (v Verb) String() string { return verbNames[v] }
@@ -53,7 +56,7 @@ func (v Verb) String() string { return verbNames[v] }
 func (v Verb) IsMutation() bool {
 	switch v {
 	case RouteAdd, RouteChange, RouteReplace, RouteDel, RouteLoad,
-		MACAdd, MACChange, MACReplace, MACDel, MACLoad:
+		MACAdd, MACChange, MACReplace, MACDel, MACLoad, Flush:
 		return true
 	}
 	return false
@@ -85,11 +88,13 @@ mac del MAC                               delete a MAC entry
 mac load FILE|-                           replace many MAC entries ("mac show" lines) as one batch
 mac show [-j]                             print the MAC table, IPs read from shared memory
 mac get MAC [-j]                          print MAC's IP, read from shared memory
+flush                                     empty both tables; registered clients get SIGUSR1
+clients [-j]                              list the connected clients
 monitor [-j] [--follow]                   print the tables, then every change
 client                                    keep a local copy and open its menu
 help                                      print this text`
 
-var objects = []string{"route", "mac", "monitor", "client", "help"}
+var objects = []string{"route", "mac", "monitor", "client", "clients", "flush", "help"}
 
 var macVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get"}
 
@@ -130,6 +135,11 @@ func Parse(args []string) (Command, error) {
 		return Command{Verb: Help}, noArgs(args)
 	case "client":
 		return Command{Verb: Client}, noArgs(args)
+	case "flush":
+		return Command{Verb: Flush}, noArgs(args)
+	case "clients":
+		j, err := jsonFlag(args)
+		return Command{Verb: Clients, JSON: j}, err
 	case "monitor":
 		var c Command
 		c.Verb = Monitor

@@ -132,6 +132,16 @@ func TestClientMenu(t *testing.T) {
 			t.Errorf("rtm client output lacks %q:\n%s", want, out)
 		}
 	}
+	// It registered, and said goodbye when its input ended.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(d.stderr.String(), `said goodbye" client="#`) || !strings.Contains(d.stderr.String(), `\"rtm client\"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no goodbye from rtm client in rtmd's log:\n%s", d.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(d.stderr.String(), "client registered") {
+		t.Errorf("rtm client did not register:\n%s", d.stderr)
+	}
 }
 
 // TestConsole drives rtmd's console through a stdin pipe with -console.

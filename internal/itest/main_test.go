@@ -211,6 +211,23 @@ func (d *daemon) table() ([]string, uint64) {
 	return lines, seq
 }
 
+// tables returns rtmd's routes and MAC entries as a subscriber dumps them,
+// and the sequence number.
+func (d *daemon) tables() ([]string, uint64) {
+	d.t.Helper()
+	lines, seq := d.table()
+	c := d.dial()
+	defer c.Close()
+	macs, seq2, err := c.MACSnapshot(context.Background())
+	if err != nil || seq2 != seq {
+		d.t.Fatalf("MAC snapshot: %v (seq %d, routes at %d)", err, seq2, seq)
+	}
+	for _, e := range macs {
+		lines = append(lines, fmt.Sprint("mac ", e.MAC, " ", e.IP))
+	}
+	return lines, seq
+}
+
 // subscriber is a helper process that keeps a client.Mirror.
 type subscriber struct {
 	cmd    *exec.Cmd
@@ -264,8 +281,14 @@ func startHelper(t *testing.T, cmd *exec.Cmd) *subscriber {
 	return s
 }
 
-// dump asks the subscriber for its table once it has reached seq.
+// dump asks the subscriber for its tables (routes, then "mac MAC IP"
+// lines) once it has reached seq.
 func (s *subscriber) dump(t *testing.T, seq uint64) (lines []string, resyncs int) {
+	lines, resyncs, _ = s.dumpAll(t, seq)
+	return lines, resyncs
+}
+
+func (s *subscriber) dumpAll(t *testing.T, seq uint64) (lines []string, resyncs, signals int) {
 	t.Helper()
 	fmt.Fprintf(s.stdin, "wait %d\n", seq)
 	for {
@@ -274,8 +297,8 @@ func (s *subscriber) dump(t *testing.T, seq uint64) (lines []string, resyncs int
 			t.Fatalf("subscriber: %v\n%s", err, s.stderr)
 		}
 		line = strings.TrimSuffix(line, "\n")
-		if n, _ := fmt.Sscanf(line, "end resyncs=%d", &resyncs); n == 1 {
-			return lines, resyncs
+		if n, _ := fmt.Sscanf(line, "end resyncs=%d signals=%d", &resyncs, &signals); n == 2 {
+			return lines, resyncs, signals
 		}
 		lines = append(lines, line)
 	}
@@ -287,6 +310,7 @@ func helperMain() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m := &client.Mirror{Address: os.Getenv("RTM_SOCKET"), Dialer: client.Dialer{Name: "itest subscriber"}}
+	m.Register = os.Getenv("RTM_REGISTER") != ""
 	go m.Run(ctx)
 	sc := bufio.NewScanner(os.Stdin)
 	w := bufio.NewWriter(os.Stdout)
@@ -306,7 +330,10 @@ func helperMain() {
 		for _, r := range m.Routes() {
 			fmt.Fprintln(w, r)
 		}
-		fmt.Fprintf(w, "end resyncs=%d\n", m.Resyncs())
+		for _, e := range m.MACEntries() {
+			fmt.Fprintln(w, "mac", e.MAC, e.IP)
+		}
+		fmt.Fprintf(w, "end resyncs=%d signals=%d\n", m.Resyncs(), m.FlushSignals())
 		w.Flush()
 	}
 }

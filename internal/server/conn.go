@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -22,14 +24,22 @@ const helloTimeout = 10 * time.Second
 // and sends them to the loop, and a writer goroutine that drains the queue
 // the loop fills.
 type conn struct {
-	s    *Server
-	nc   *net.UnixConn
-	id   uint64
-	pid  int32  // from SO_PEERCRED, for logs
-	name string // from the Hello; set before the loop hears of the client
+	s         *Server
+	nc        *net.UnixConn
+	id        uint64
+	cred      unix.Ucred // from SO_PEERCRED at connect
+	mayChange bool       // the peer may change the tables (root, rtmd's uid, -group)
+	since     time.Time
+	name      string // from the Hello; set before the loop hears of the client
+
+	delivered atomic.Uint64 // the last sequence number written to the client
+	acked     atomic.Uint64 // the last the client said it applied
 
 	// Owned by the loop.
 	subscribed bool
+	resyncs    int
+	pidfd      int // from pidfd_open at registration; -1 when not registered
+	regPid     int32
 
 	mu          sync.Mutex
 	queue       []item
@@ -50,24 +60,42 @@ type item struct {
 	size   int      // bytes in b or bufs
 	view   *route.View
 	macs   *macView
-	seq    uint64
+	seq    uint64 // of a snapshot; of the last change in bufs
 	reason byte
 }
 
 func newConn(s *Server, nc *net.UnixConn) *conn {
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), since: time.Now(), pidfd: -1,
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c.cred.Pid, c.cred.Uid, c.cred.Gid = -1, ^uint32(0), ^uint32(0)
+	var groups []uint32
 	if raw, err := nc.SyscallConn(); err == nil {
 		raw.Control(func(fd uintptr) {
 			if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-				c.pid = cred.Pid
+				c.cred = *cred
 			}
+			groups = peerGroups(int(fd))
 		})
 	}
+	c.mayChange = s.mayWrite(c.cred, groups)
 	return c
 }
 
+// peerGroups returns the supplementary groups of the socket's peer at
+// connect time (SO_PEERGROUPS), or nil.
+func peerGroups(fd int) []uint32 {
+	buf := make([]uint32, 64)
+	n := uint32(len(buf) * 4)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+	if errno != 0 {
+		return nil
+	}
+	return buf[:n/4]
+}
+
 func (c *conn) String() string {
-	return fmt.Sprintf("#%d %q pid %d", c.id, c.name, c.pid)
+	return fmt.Sprintf("#%d %q pid %d uid %d", c.id, c.name, c.cred.Pid, c.cred.Uid)
 }
 
 // enqueue queues encoded frames. Called by the loop.
@@ -134,13 +162,14 @@ func (c *conn) enqueueSnapshot(v *route.View, macs *macView, seq uint64, reason 
 	c.push(item{view: v, macs: macs, seq: seq, reason: reason})
 }
 
-// enqueueChanges queues buffers of Changes frames shared with other clients.
-func (c *conn) enqueueChanges(bufs [][]byte) {
+// enqueueChanges queues buffers of Changes frames shared with other
+// clients; seq is the last change in them.
+func (c *conn) enqueueChanges(bufs [][]byte, seq uint64) {
 	size := 0
 	for _, b := range bufs {
 		size += len(b)
 	}
-	c.push(item{bufs: bufs, size: size})
+	c.push(item{bufs: bufs, size: size, seq: seq})
 }
 
 func (c *conn) close() {
@@ -234,7 +263,25 @@ func (c *conn) read() {
 			ev.route.Dst = d.Prefix("dst")
 		case wire.KGet:
 			ev.addr = d.Addr("address")
-		case wire.KSubscribe:
+		case wire.KSubscribe, wire.KFlush, wire.KClients:
+		case wire.KRegister:
+			ev.pid = int32(d.U32("pid"))
+		case wire.KAck:
+			c.acked.Store(d.U64("sequence"))
+			if err := d.Finish(); err != nil {
+				c.fatal(fmt.Errorf("bad request: %w", err))
+				return
+			}
+			continue
+		case wire.KGoodbye:
+			if err := d.Finish(); err != nil {
+				c.fatal(fmt.Errorf("bad request: %w", err))
+				return
+			}
+			c.s.log.Info("client said goodbye", "client", c)
+			c.close()
+			c.gone(errors.New("goodbye"))
+			return
 		case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
 			ev.mac, ev.ip = d.MACValue()
 		case wire.KMACDel:
@@ -324,6 +371,7 @@ func (c *conn) write() {
 	var bufs net.Buffers
 	var rw wire.RouteWriter
 	rw.Typ = wire.TSnapshot
+	var last uint64
 	for {
 		select {
 		case <-c.wake:
@@ -351,6 +399,9 @@ func (c *conn) write() {
 				break
 			}
 			for _, it := range items {
+				if it.seq > last {
+					last = it.seq
+				}
 				if it.view == nil {
 					if it.b != nil {
 						bufs = append(bufs, it.b)
@@ -368,6 +419,7 @@ func (c *conn) write() {
 			if err := c.flush(&bufs); err != nil {
 				return
 			}
+			c.delivered.Store(last)
 		}
 	}
 }
@@ -415,7 +467,8 @@ func (c *conn) writeSnapshot(rw *wire.RouteWriter, it item) error {
 	b := wire.AppendMACSeg(rw.Flush(), it.macs.seg)
 	for len(it.macs.slots) > 0 {
 		n := min(len(it.macs.slots), 6000)
-		b, off := wire.BeginFrame(b, wire.TSnapMACs)
+		var off int
+		b, off = wire.BeginFrame(b, wire.TSnapMACs)
 		b = binary.LittleEndian.AppendUint32(b, uint32(n))
 		for _, ms := range it.macs.slots[:n] {
 			b = append(b, ms.mac[:]...)

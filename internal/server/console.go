@@ -20,6 +20,8 @@ const consoleMenu = `rtmd console: a menu number, or a command (help for the gra
   2) add a route        6) look up an address         10) add or change a MAC entry
   3) change a route     7) load routes from a file    11) delete a MAC entry
   4) replace a route    8) status                     12) look up a MAC
+ 13) flush both tables (registered clients get SIGUSR1)
+ 14) list the connected clients
   0) stop rtmd`
 
 // menuItems maps the console menu's numbers to commands, and the arguments
@@ -30,6 +32,7 @@ var menuItems = map[string]struct{ verb, args string }{
 	"5": {"route del", "PREFIX"}, "6": {"route get", "ADDR"}, "7": {"route load", "FILE"},
 	"8": {"status", ""}, "9": {"mac show", ""}, "10": {"mac replace", "MAC IP"},
 	"11": {"mac del", "MAC"}, "12": {"mac get", "MAC"},
+	"13": {"flush", ""}, "14": {"clients", ""},
 }
 
 // Console reads admin commands from in until EOF or ctx is done: menu
@@ -163,6 +166,13 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 		res = s.execMAC(ctx, wire.KMACReplace, cmd)
 	case command.MACDel:
 		res = s.execMAC(ctx, wire.KMACDel, cmd)
+	case command.Flush:
+		res = s.Exec(ctx, wire.KFlush, route.Route{}, netip.Addr{})
+	case command.Clients:
+		res = s.Exec(ctx, wire.KClients, route.Route{}, netip.Addr{})
+		if res.Err == nil {
+			fmt.Fprintln(w, res.Text)
+		}
 	case command.MACShow, command.MACGet:
 		entries, err := s.MACs(ctx)
 		if err != nil {

@@ -19,11 +19,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
@@ -38,6 +42,7 @@ type Config struct {
 	MaxLoad int          // routes in one load; 0 means DefaultMaxLoad
 	SHM     string       // base name of the MAC segment; "" means shm.DefaultName(Socket)
 	MACCap  int          // initial capacity of the MAC segment; 0 means DefaultMACCap
+	Group   string       // a group whose members may change the tables, besides root and rtmd's uid
 	Version string       // reported to clients
 	Log     *slog.Logger // nil means slog.Default()
 }
@@ -67,7 +72,9 @@ type Server struct {
 	changes wire.ChangeWriter
 	replies []pendingReply
 
-	nextID atomic.Uint64 // connection ids, for logs
+	nextID   atomic.Uint64 // connection ids, for logs
+	groupID  int64         // -1 without Config.Group
+	flushing bool          // a flush this turn: signal the registered clients after publishing
 }
 
 type pendingReply struct {
@@ -104,6 +111,16 @@ func New(cfg Config) (*Server, error) {
 	} else if len(stale) > 0 {
 		cfg.Log.Info("removed stale shared memory objects", "names", stale)
 	}
+	gid := int64(-1)
+	if cfg.Group != "" {
+		g, err := user.LookupGroup(cfg.Group)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("-group: %w", err)
+		}
+		id, _ := strconv.ParseInt(g.Gid, 10, 64)
+		gid = id
+	}
 	macs, err := newMACTable(cfg.SHM, cfg.MACCap)
 	if err != nil {
 		ln.Close()
@@ -114,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Log,
 		ln:      ln,
 		macs:    macs,
+		groupID: gid,
 		events:  make(chan event, 1024),
 		clients: make(map[*conn]struct{}),
 	}, nil
@@ -209,6 +227,7 @@ type (
 		load  *loadBatch   // load: checked and staged by the reader
 		mac   mac.Addr     // the MAC requests
 		ip    netip.Addr   // MAC add, change, replace
+		pid   int32        // register
 		macs  []macValue   // MAC load
 		err   error        // the reader found the request bad; the loop replies with it
 		done  func(Result) // console: called on the loop; must not block
@@ -223,7 +242,8 @@ type Result struct {
 	Err      error
 	NotFound bool
 	Route    route.Route
-	Changes  int // routes changed by a load
+	Changes  int    // routes changed by a load
+	Text     string // the clients, as JSON
 }
 
 func (s *Server) loop(ctx context.Context) {
@@ -255,13 +275,24 @@ func (s *Server) handle(ev event) {
 	case evGone:
 		if _, ok := s.clients[ev.c]; ok {
 			delete(s.clients, ev.c)
-			s.log.Debug("client gone", "client", ev.c, "reason", ev.err)
+			if ev.c.pidfd >= 0 {
+				unix.Close(ev.c.pidfd)
+				ev.c.pidfd = -1
+				// Registered clients say goodbye; one that did not died or
+				// lost its socket, which is worth a line.
+				if ev.err.Error() != "goodbye" {
+					s.log.Info("registered client gone without goodbye", "client", ev.c, "reason", ev.err)
+				}
+			} else {
+				s.log.Debug("client gone", "client", ev.c, "reason", ev.err)
+			}
 		}
 		ev.c.close()
 	case evRequest:
 		s.request(ev)
 	case evResync:
 		if _, ok := s.clients[ev.c]; ok {
+			ev.c.resyncs++
 			s.snapshot(ev.c, wire.ReasonBacklog)
 		}
 	case evView:
@@ -287,7 +318,17 @@ func (s *Server) request(r evRequest) {
 }
 
 func (s *Server) apply(r evRequest, res *Result) {
+	if r.c != nil && !r.c.mayChange && isMutation(r.kind) {
+		res.Err = fmt.Errorf("permission denied: uid %d may not change the tables (root, uid %d%s may)", r.c.cred.Uid, os.Getuid(), s.groupText())
+		return
+	}
 	switch r.kind {
+	case wire.KFlush:
+		s.flush()
+	case wire.KRegister:
+		res.Err = s.register(r.c, r.pid)
+	case wire.KClients:
+		res.Text = s.clientsJSON()
 	case wire.KAdd, wire.KChange, wire.KReplace:
 		res.Err = s.set(r.kind, r.route)
 	case wire.KDel:
@@ -345,6 +386,8 @@ func (s *Server) reply(r evRequest, res Result) {
 		b = wire.AppendReply(nil, r.id, wire.StatusNotFound, nil)
 	case r.kind == wire.KGet:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendRoute(nil, res.Route))
+	case r.kind == wire.KClients:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, res.Text))
 	case r.kind == wire.KLoad || r.kind == wire.KMACLoad:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))
 	default:
@@ -430,7 +473,7 @@ func (s *Server) publish() {
 		bufs := s.changes.Take()
 		for c := range s.clients {
 			if c.subscribed {
-				c.enqueueChanges(bufs)
+				c.enqueueChanges(bufs, s.seq)
 			}
 		}
 	}
@@ -439,6 +482,10 @@ func (s *Server) publish() {
 	}
 	clear(s.replies)
 	s.replies = s.replies[:0]
+	if s.flushing {
+		s.flushing = false
+		s.signalFlush()
+	}
 }
 
 // Exec runs a request for the console and waits for its result.

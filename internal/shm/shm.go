@@ -13,7 +13,8 @@
 //	        24  8  live records
 //	        32  8  record writes
 //	        40  8  rtmd's sequence number at the last write
-//	        48 16  reserved, zero
+//	        48  8  sequence number of the last flush
+//	        56  8  reserved, zero
 //	record   0  8  sequence lock: odd while rtmd writes the record
 //	         8  6  MAC
 //	        14  1  family: 0 free, 4 or 6
@@ -66,6 +67,7 @@ const (
 	hLive    = 3
 	hWrites  = 4
 	hSeq     = 5
+	hFlush   = 6
 )
 
 // ErrLayout is returned by Open for a segment that is not rtm's, or not of
@@ -223,6 +225,10 @@ func (s *Segment) SetCounters(live int, seq uint64) {
 	store(s.w, hSeq, seq)
 }
 
+// SetFlush records the sequence number of a flush, for clients that are
+// signalled before the stream brings it.
+func (s *Segment) SetFlush(seq uint64) { store(s.w, hFlush, seq) }
+
 // Close unmaps the segment; the object stays until Unlink.
 func (s *Segment) Close() error {
 	if s.mem == nil {
@@ -360,6 +366,9 @@ func (v *View) Find(m mac.Addr) (netip.Addr, bool) {
 
 // Seq returns the sequence number rtmd last wrote in the header.
 func (v *View) Seq() uint64 { return load(v.w, hSeq) }
+
+// Flush returns the sequence number of the last flush, from the header.
+func (v *View) Flush() uint64 { return load(v.w, hFlush) }
 
 // Live returns the live-record count in the header.
 func (v *View) Live() int { return int(load(v.w, hLive)) }

@@ -272,6 +272,7 @@ func (d *Decoder) Changes(p []byte, fn func(Change)) error {
 			c.Slot = d.U32("slot")
 		case OpMACDel:
 			c.MAC = d.MAC("mac")
+		case OpFlush:
 		default:
 			d.fail("op", off, "unknown change op %d", c.Op)
 		}

@@ -56,6 +56,13 @@ func (w *ChangeWriter) AddMAC(seq uint64, op byte, m mac.Addr, slot uint32) {
 	w.count++
 }
 
+// AddFlush appends a flush.
+func (w *ChangeWriter) AddFlush(seq uint64) {
+	w.begin(seq)
+	w.buf = append(w.buf, OpFlush)
+	w.count++
+}
+
 // AppendFrame closes the open Changes frame and appends a whole frame of
 // another type, such as MACSeg, in its place in the stream.
 func (w *ChangeWriter) AppendFrame(frame []byte) {

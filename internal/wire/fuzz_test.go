@@ -35,6 +35,9 @@ func FuzzChanges(f *testing.F) {
 			case wire.OpMACAdd, wire.OpMACChange, wire.OpMACDel:
 				w.AddMAC(c.Seq, c.Op, c.MAC, c.Slot)
 				continue
+			case wire.OpFlush:
+				w.AddFlush(c.Seq)
+				continue
 			case wire.OpAdd, wire.OpChange:
 				if err := c.Route.Validate(); err != nil {
 					t.Fatalf("decoded invalid route %v: %v", c.Route, err)

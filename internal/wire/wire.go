@@ -72,6 +72,11 @@ const (
 	KMACReplace = 10
 	KMACDel     = 11
 	KMACLoad    = 12 // a chunk of a batch of MAC replaces; LoadFinal on the last
+	KRegister   = 13 // pid uint32: signal me on a flush
+	KGoodbye    = 14 // no reply: the client is leaving
+	KAck        = 15 // sequence uint64; no reply: the client has applied up to it
+	KFlush      = 16 // empty both tables
+	KClients    = 17 // the reply is the connected clients, as JSON
 )
 
 // DefaultMaxLoad is the most routes rtmd takes in one load by default.
@@ -95,6 +100,7 @@ const (
 	OpMACAdd    = 4 // MAC, slot
 	OpMACChange = 5 // MAC, slot
 	OpMACDel    = 6 // MAC
+	OpFlush     = 7 // no body: both tables are emptied
 )
 
 // Snapshot reasons.
@@ -225,4 +231,20 @@ func (r *Reader) ReadFrame() (typ byte, payload []byte, err error) {
 		return 0, nil, fmt.Errorf("truncated frame (type %d, %d bytes): %w", h[4], n, err)
 	}
 	return h[4], payload, nil
+}
+
+// ClientInfo describes one connected client in the reply to KClients,
+// which is a JSON array of them.
+type ClientInfo struct {
+	ID         uint64 `json:"id"`
+	PID        int32  `json:"pid"`
+	UID        uint32 `json:"uid"`
+	Name       string `json:"name"`
+	Since      string `json:"since"` // RFC 3339, UTC
+	Subscribed bool   `json:"subscribed"`
+	Registered bool   `json:"registered"`
+	Delivered  uint64 `json:"delivered"` // the last sequence number written to it
+	Acked      uint64 `json:"acked"`     // the last it said it applied
+	Backlog    int    `json:"backlog_bytes"`
+	Resyncs    int    `json:"resyncs"`
 }

@@ -130,6 +130,29 @@ func (c *Conn) Flush(ctx context.Context) error {
 	return err
 }
 
+// Status is rtmd's status.
+type Status = wire.Status
+
+// Status returns rtmd's version, uptime, sequence number, table sizes,
+// clients per transport and per-input counters.
+func (c *Conn) Status(ctx context.Context) (Status, error) {
+	var st Status
+	_, body, err := c.simple(ctx, wire.KStatus, func(b []byte) []byte { return b })
+	if err != nil {
+		return st, err
+	}
+	var d wire.Decoder
+	d.Reset(body)
+	text := d.String("status")
+	if err := d.Finish(); err != nil {
+		return st, fmt.Errorf("bad status reply: %w", err)
+	}
+	if err := json.Unmarshal([]byte(text), &st); err != nil {
+		return st, fmt.Errorf("bad status reply: %w", err)
+	}
+	return st, nil
+}
+
 // ClientInfo describes a client connected to rtmd.
 type ClientInfo = wire.ClientInfo
 

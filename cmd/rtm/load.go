@@ -38,7 +38,7 @@ func (e *env) load(ctx context.Context, file string) error {
 		return fmt.Errorf("%s:%w (nothing loaded)", name, err)
 	}
 	b.Sort()
-	c, err := client.Dial(ctx, e.socket)
+	c, err := e.dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func (e *env) macCommand(ctx context.Context, cmd command.Command) error {
 	case command.MACLoad:
 		return e.macLoad(ctx, cmd.File)
 	}
-	c, err := client.Dial(ctx, e.socket)
+	c, err := e.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (e *env) macLoad(ctx context.Context, file string) error {
 		}
 		entries = append(entries, client.MACEntry{MAC: m, IP: ip})
 	}
-	c, err := client.Dial(ctx, e.socket)
+	c, err := e.dial(ctx)
 	if err != nil {
 		return err
 	}

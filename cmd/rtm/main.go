@@ -13,10 +13,13 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/command"
+	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/shm"
 )
 
 const usage = `usage: rtm [global flags] COMMAND [ARGS]
@@ -27,6 +30,12 @@ Global flags (before the command):
   -j, --json          print JSON (same as -j after the command)
       --shm NAME      base name of rtmd's MAC segment, for "mac get" (default:
                       derived from the socket path, as rtmd derives it)
+      --connect HOST:PORT
+                      use rtmd's TCP listener instead of the socket: subscriptions
+                      and queries only (monitor, client, route show/get, status)
+      --via mq        send a change through rtmd's message queue and exit once
+                      it is queued (rtmd logs a rejected command; nothing replies)
+      --mq NAME       the queue, /NAME (default: derived from the socket path)
   -h, --help          print this help
 
 Commands (words may be abbreviated: "rtm r sh" is "rtm route show"):
@@ -52,11 +61,14 @@ func main() {
 }
 
 type env struct {
-	socket string
-	shm    string
-	json   bool
-	stdin  io.Reader
-	stdout *bufio.Writer
+	socket  string
+	shm     string
+	connect string // host:port of rtmd's TCP listener
+	via     string // "mq" to send through the queue
+	mq      string
+	json    bool
+	stdin   io.Reader
+	stdout  *bufio.Writer
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -73,6 +85,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			e.socket, args = args[0], args[1:]
 		case strings.HasPrefix(a, "--socket="):
 			e.socket = strings.TrimPrefix(a, "--socket=")
+		case a == "--connect" || a == "-connect" || a == "--via" || a == "-via" || a == "--mq" || a == "-mq":
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s needs a value", a)}
+			}
+			switch strings.TrimLeft(a, "-") {
+			case "connect":
+				e.connect = args[0]
+			case "via":
+				if args[0] != "mq" && args[0] != "socket" {
+					return usageError{fmt.Errorf("--via %q: want mq or socket", args[0])}
+				}
+				e.via = args[0]
+			case "mq":
+				e.mq = args[0]
+			}
+			args = args[1:]
 		case a == "--shm" || a == "-shm":
 			if len(args) == 0 {
 				return usageError{fmt.Errorf("%s needs a NAME", a)}
@@ -92,6 +120,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return usageError{err}
 	}
 	cmd.JSON = cmd.JSON || e.json
+	if e.via == "mq" {
+		return e.sendQueue(cmd, args)
+	}
 	switch cmd.Verb {
 	case command.Help:
 		fmt.Fprint(e.stdout, usage, indent(command.Usage))
@@ -108,7 +139,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		command.MACLoad, command.MACShow, command.MACGet:
 		return e.macCommand(ctx, cmd)
 	}
-	c, err := client.Dial(ctx, e.socket)
+	c, err := e.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -124,6 +155,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return c.Delete(ctx, cmd.Route.Dst)
 	case command.Flush:
 		return c.Flush(ctx)
+	case command.Status:
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		command.PrintStatus(e.stdout, st, cmd.JSON)
+		return nil
 	case command.Clients:
 		list, err := c.Clients(ctx)
 		if err != nil {
@@ -144,6 +182,44 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return nil
 	}
 	return fmt.Errorf("%v: not implemented", cmd.Verb)
+}
+
+func (e *env) network() string {
+	if e.connect != "" {
+		return "tcp"
+	}
+	return "unix"
+}
+
+func (e *env) address() string {
+	if e.connect != "" {
+		return e.connect
+	}
+	return e.socket
+}
+
+func (e *env) dial(ctx context.Context) (*client.Conn, error) {
+	d := client.Dialer{}
+	return d.Dial(ctx, e.network(), e.address())
+}
+
+// sendQueue sends a change through rtmd's message queue, as one message of
+// one line, and returns once it is queued.
+func (e *env) sendQueue(cmd command.Command, words []string) error {
+	if !cmd.Verb.IsMutation() || cmd.Verb == command.RouteLoad || cmd.Verb == command.MACLoad {
+		return usageError{fmt.Errorf("--via mq: %v cannot go through the queue (route and mac add, change, replace, del, and flush can)", cmd.Verb)}
+	}
+	name := e.mq
+	if name == "" {
+		name = "/" + shm.DefaultName(e.socket)
+	}
+	q, err := mq.Open(name, os.O_WRONLY, 0, nil)
+	if err != nil {
+		return fmt.Errorf("%w (is rtmd running, with this socket or -mq name?)", err)
+	}
+	defer q.Close()
+	q.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return q.Send([]byte(strings.Join(words, " ")), 0)
 }
 
 func printClients(w io.Writer, list []client.ClientInfo, asJSON bool) {
@@ -179,7 +255,7 @@ func (e *env) printRoute(r route.Route, json bool) {
 }
 
 func (e *env) show(ctx context.Context, json bool) error {
-	c, err := client.Dial(ctx, e.socket)
+	c, err := e.dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,8 @@ func (e *env) clientMenu(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := &client.Mirror{
-		Address:  e.socket,
+		Network:  e.network(),
+		Address:  e.address(),
 		Dialer:   client.Dialer{Name: "rtm client"},
 		Register: true,
 		OnError:  func(err error) { fmt.Fprintln(os.Stderr, "rtm client:", err, "(reconnecting)") },

@@ -17,7 +17,8 @@ import (
 func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 	b := make([]byte, 0, 256)
 	m := &client.Mirror{
-		Address:     e.socket,
+		Network:     e.network(),
+		Address:     e.address(),
 		Dialer:      client.Dialer{Name: "rtm monitor"},
 		NoReconnect: !cmd.Follow,
 		OnError: func(err error) {

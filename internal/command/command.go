@@ -39,6 +39,7 @@ const (
 	MACGet
 	Flush
 	Clients
+	Status
 )
 
 var verbNames = map[Verb]string{
@@ -47,7 +48,7 @@ var verbNames = map[Verb]string{
 	RouteGet: "route get", Monitor: "monitor", Client: "client", Help: "help",
 	MACAdd: "mac add", MACChange: "mac change", MACReplace: "mac replace", MACDel: "mac del",
 	MACLoad: "mac load", MACShow: "mac show", MACGet: "mac get",
-	Flush: "flush", Clients: "clients",
+	Flush: "flush", Clients: "clients", Status: "status",
 }
 
 func (v Verb) String() string { return verbNames[v] }
@@ -90,11 +91,12 @@ mac show [-j]                             print the MAC table, IPs read from sha
 mac get MAC [-j]                          print MAC's IP, read from shared memory
 flush                                     empty both tables; registered clients get SIGUSR1
 clients [-j]                              list the connected clients
+status [-j]                               rtmd's version, uptime, sequence, sizes, inputs
 monitor [-j] [--follow]                   print the tables, then every change
 client                                    keep a local copy and open its menu
 help                                      print this text`
 
-var objects = []string{"route", "mac", "monitor", "client", "clients", "flush", "help"}
+var objects = []string{"route", "mac", "monitor", "client", "clients", "flush", "status", "help"}
 
 var macVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get"}
 
@@ -140,6 +142,9 @@ func Parse(args []string) (Command, error) {
 	case "clients":
 		j, err := jsonFlag(args)
 		return Command{Verb: Clients, JSON: j}, err
+	case "status":
+		j, err := jsonFlag(args)
+		return Command{Verb: Status, JSON: j}, err
 	case "monitor":
 		var c Command
 		c.Verb = Monitor

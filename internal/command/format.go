@@ -1,11 +1,16 @@
 package command
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
 )
 
 // AppendRouteJSON appends r as {"dst": ..., "gateway": ..., "dev": ...}.
@@ -73,4 +78,25 @@ func AppendMACEventJSON(b []byte, seq uint64, op string, m mac.Addr, ip netip.Ad
 		b = append(b, '"')
 	}
 	return append(b, '}')
+}
+
+// PrintStatus prints rtmd's status as `rtm status` does: JSON, or lines.
+func PrintStatus(w io.Writer, st wire.Status, asJSON bool) {
+	if asJSON {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(w, "rtmd %s, up %s\n", st.Version, time.Duration(st.Uptime*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(w, "sequence %d; %d IPv4 routes, %d IPv6 routes, %d MAC entries\n", st.Seq, st.Routes4, st.Routes6, st.MACs)
+	fmt.Fprintf(w, "clients: %d unix, %d tcp\n", st.Clients["unix"], st.Clients["tcp"])
+	for _, in := range []string{"socket", "queue", "tcp", "console"} {
+		c := st.Inputs[in]
+		fmt.Fprintf(w, "%-8s %d accepted, %d rejected\n", in+":", c.Accepted, c.Rejected)
+	}
+	fmt.Fprintf(w, "queue %s, shared memory %s", st.Queue, st.SHM)
+	if st.TCP != "" {
+		fmt.Fprintf(w, ", tcp %s", st.TCP)
+	}
+	fmt.Fprintln(w)
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/mq"
+	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/shm"
 )
 
@@ -78,6 +80,7 @@ type daemon struct {
 	stdout *lockedBuffer
 	stderr *lockedBuffer
 	done   chan error
+	once   sync.Once
 }
 
 type lockedBuffer struct {
@@ -130,7 +133,9 @@ func startRtmd(t *testing.T, args ...string) *daemon {
 	}
 }
 
-func (d *daemon) stop() {
+func (d *daemon) stop() { d.once.Do(d.stopOnce) }
+
+func (d *daemon) stopOnce() {
 	t := d.t
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
@@ -145,6 +150,11 @@ func (d *daemon) stop() {
 	}
 	if _, err := os.Lstat(d.socket); err == nil {
 		t.Errorf("rtmd left its socket %s behind", d.socket)
+	}
+	if q, err := mq.Open("/"+shm.DefaultName(d.socket), os.O_RDONLY, 0, nil); err == nil {
+		q.Close()
+		t.Errorf("rtmd left its message queue behind")
+		mq.Unlink("/" + shm.DefaultName(d.socket))
 	}
 	base := shm.DefaultName(d.socket)
 	if ents, err := os.ReadDir(shm.Dir); err == nil {
@@ -309,7 +319,7 @@ func (s *subscriber) dumpAll(t *testing.T, seq uint64) (lines []string, resyncs,
 func helperMain() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	m := &client.Mirror{Address: os.Getenv("RTM_SOCKET"), Dialer: client.Dialer{Name: "itest subscriber"}}
+	m := &client.Mirror{Network: os.Getenv("RTM_NETWORK"), Address: os.Getenv("RTM_SOCKET"), Dialer: client.Dialer{Name: "itest subscriber"}}
 	m.Register = os.Getenv("RTM_REGISTER") != ""
 	go m.Run(ctx)
 	sc := bufio.NewScanner(os.Stdin)
@@ -337,3 +347,5 @@ func helperMain() {
 		w.Flush()
 	}
 }
+
+func parseRoute(s string) (client.Route, error) { return route.ParseLine(s) }

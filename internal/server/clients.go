@@ -97,7 +97,7 @@ func (s *Server) clientsJSON() string {
 			Since:      c.since.UTC().Format(time.RFC3339),
 			Subscribed: c.subscribed, Registered: c.pidfd >= 0,
 			Delivered: c.delivered.Load(), Acked: c.acked.Load(),
-			Backlog: backlog, Resyncs: c.resyncs,
+			Backlog: backlog, Resyncs: c.resyncs, Transport: c.input.transport(),
 		})
 	}
 	slices.SortFunc(list, func(a, b wire.ClientInfo) int { return int(a.ID - b.ID) })
@@ -105,5 +105,47 @@ func (s *Server) clientsJSON() string {
 		list = []wire.ClientInfo{}
 	}
 	b, _ := json.Marshal(list)
+	return string(b)
+}
+
+// input is where a command came from, for the status counters.
+type input int
+
+const (
+	inSocket input = iota
+	inQueue
+	inTCP
+	inConsole
+	nInputs
+)
+
+var inputNames = [nInputs]string{"socket", "queue", "tcp", "console"}
+
+func (in input) transport() string {
+	if in == inTCP {
+		return "tcp"
+	}
+	return "unix"
+}
+
+type counter struct{ accepted, rejected uint64 }
+
+func (s *Server) statusJSON() string {
+	st := wire.Status{
+		Version: s.cfg.Version, Uptime: time.Since(s.started).Seconds(), Seq: s.seq,
+		Routes4: s.table.Len4(), Routes6: s.table.Len6(), MACs: len(s.macs.entries),
+		Clients: map[string]int{"unix": 0, "tcp": 0}, Inputs: map[string]wire.Counter{},
+		Queue: s.cfg.MQ, SHM: s.macs.seg.Name,
+	}
+	if s.tcp != nil {
+		st.TCP = s.tcp.Addr().String()
+	}
+	for c := range s.clients {
+		st.Clients[c.input.transport()]++
+	}
+	for i, n := range inputNames {
+		st.Inputs[n] = wire.Counter{Accepted: s.inputs[i].accepted, Rejected: s.inputs[i].rejected}
+	}
+	b, _ := json.Marshal(st)
 	return string(b)
 }

@@ -25,7 +25,8 @@ const helloTimeout = 10 * time.Second
 // the loop fills.
 type conn struct {
 	s         *Server
-	nc        *net.UnixConn
+	nc        net.Conn
+	input     input // inSocket or inTCP
 	id        uint64
 	cred      unix.Ucred // from SO_PEERCRED at connect
 	mayChange bool       // the peer may change the tables (root, rtmd's uid, -group)
@@ -64,12 +65,16 @@ type item struct {
 	reason byte
 }
 
-func newConn(s *Server, nc *net.UnixConn) *conn {
-	c := &conn{s: s, nc: nc, id: s.nextID.Add(1), since: time.Now(), pidfd: -1,
+func newConn(s *Server, nc net.Conn, transport string) *conn {
+	c := &conn{s: s, nc: nc, input: inSocket, id: s.nextID.Add(1), since: time.Now(), pidfd: -1,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.cred.Pid, c.cred.Uid, c.cred.Gid = -1, ^uint32(0), ^uint32(0)
+	if transport == "tcp" {
+		c.input = inTCP
+		return c
+	}
 	var groups []uint32
-	if raw, err := nc.SyscallConn(); err == nil {
+	if raw, err := nc.(*net.UnixConn).SyscallConn(); err == nil {
 		raw.Control(func(fd uintptr) {
 			if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
 				c.cred = *cred
@@ -95,6 +100,9 @@ func peerGroups(fd int) []uint32 {
 }
 
 func (c *conn) String() string {
+	if c.input == inTCP {
+		return fmt.Sprintf("#%d %q tcp %v", c.id, c.name, c.nc.RemoteAddr())
+	}
 	return fmt.Sprintf("#%d %q pid %d uid %d", c.id, c.name, c.cred.Pid, c.cred.Uid)
 }
 
@@ -278,7 +286,6 @@ func (c *conn) read() {
 				c.fatal(fmt.Errorf("bad request: %w", err))
 				return
 			}
-			c.s.log.Info("client said goodbye", "client", c)
 			c.close()
 			c.gone(errors.New("goodbye"))
 			return

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,9 +79,6 @@ func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, inter
 			fmt.Fprintln(w, "stopping rtmd")
 			stop()
 			return
-		case "status":
-			s.consoleStatus(ctx, w)
-			continue
 		case "menu":
 			fmt.Fprintln(w, consoleMenu)
 			continue
@@ -89,20 +87,6 @@ func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, inter
 			fmt.Fprintln(w, "error:", err)
 		}
 	}
-}
-
-func (s *Server) consoleStatus(ctx context.Context, w io.Writer) {
-	v, seq, err := s.View(ctx)
-	if err != nil {
-		fmt.Fprintln(w, "error:", err)
-		return
-	}
-	macs, err := s.MACs(ctx)
-	if err != nil {
-		fmt.Fprintln(w, "error:", err)
-		return
-	}
-	fmt.Fprintf(w, "rtmd %s: seq %d, %d routes, %d MAC entries\n", s.cfg.Version, seq, v.Len(), len(macs))
 }
 
 func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line string) error {
@@ -114,7 +98,6 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 	switch cmd.Verb {
 	case command.Help:
 		fmt.Fprintln(w, command.Usage)
-		fmt.Fprintln(w, "status                                    sequence number and table size")
 		fmt.Fprintln(w, "menu                                      print the menu")
 		fmt.Fprintln(w, "stop                                      stop rtmd")
 		return nil
@@ -168,6 +151,15 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 		res = s.execMAC(ctx, wire.KMACDel, cmd)
 	case command.Flush:
 		res = s.Exec(ctx, wire.KFlush, route.Route{}, netip.Addr{})
+	case command.Status:
+		res = s.Exec(ctx, wire.KStatus, route.Route{}, netip.Addr{})
+		var st wire.Status
+		if res.Err == nil {
+			if err := json.Unmarshal([]byte(res.Text), &st); err != nil {
+				return err
+			}
+			command.PrintStatus(w, st, cmd.JSON)
+		}
 	case command.Clients:
 		res = s.Exec(ctx, wire.KClients, route.Route{}, netip.Addr{})
 		if res.Err == nil {

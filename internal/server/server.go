@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rtm-project/rtm/internal/mac"
+	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/shm"
 	"github.com/rtm-project/rtm/internal/wire"
@@ -43,6 +45,8 @@ type Config struct {
 	SHM     string       // base name of the MAC segment; "" means shm.DefaultName(Socket)
 	MACCap  int          // initial capacity of the MAC segment; 0 means DefaultMACCap
 	Group   string       // a group whose members may change the tables, besides root and rtmd's uid
+	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket)
+	Listen  string       // a TCP address for read-only subscribers; "" for none
 	Version string       // reported to clients
 	Log     *slog.Logger // nil means slog.Default()
 }
@@ -71,6 +75,11 @@ type Server struct {
 	clients map[*conn]struct{}
 	changes wire.ChangeWriter
 	replies []pendingReply
+
+	queue   *mq.Queue
+	tcp     net.Listener
+	started time.Time
+	inputs  [nInputs]counter // owned by the loop
 
 	nextID   atomic.Uint64 // connection ids, for logs
 	groupID  int64         // -1 without Config.Group
@@ -121,20 +130,59 @@ func New(cfg Config) (*Server, error) {
 		id, _ := strconv.ParseInt(g.Gid, 10, 64)
 		gid = id
 	}
-	macs, err := newMACTable(cfg.SHM, cfg.MACCap)
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if cfg.MQ == "" {
+		cfg.MQ = "/" + shm.DefaultName(cfg.Socket)
 	}
-	return &Server{
+	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Log,
 		ln:      ln,
-		macs:    macs,
 		groupID: gid,
+		started: time.Now(),
 		events:  make(chan event, 1024),
 		clients: make(map[*conn]struct{}),
-	}, nil
+	}
+	fail := func(err error) (*Server, error) {
+		s.cleanup()
+		return nil, err
+	}
+	if s.macs, err = newMACTable(cfg.SHM, cfg.MACCap); err != nil {
+		return fail(err)
+	}
+	if s.queue, err = s.openQueue(); err != nil {
+		return fail(err)
+	}
+	if cfg.Listen != "" {
+		if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fail(err)
+		}
+		s.log.Warn("TCP listener for read-only subscribers: no encryption, no authentication; keep it on loopback or a trusted network", "addr", s.tcp.Addr())
+	}
+	return s, nil
+}
+
+// cleanup closes and removes what New made: the socket file, the queue,
+// the shared memory objects.
+func (s *Server) cleanup() {
+	s.ln.Close() // unlinks the socket file
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+	if s.queue != nil {
+		s.queue.Close()
+		mq.Unlink(s.queue.Name())
+	}
+	if s.macs != nil {
+		s.macs.close()
+	}
+}
+
+// TCPAddr returns the TCP listener's address, or nil.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
 }
 
 func listen(path string, log *slog.Logger) (*net.UnixListener, error) {
@@ -176,25 +224,43 @@ func (s *Server) Addr() string { return s.cfg.Socket }
 // and removes the socket file.
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("rtmd listening", "socket", s.cfg.Socket, "version", s.cfg.Version, "protocol", wire.Version, "shm", s.macs.seg.Name)
-	acceptDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.accept(s.ln, "unix") })
+	if s.tcp != nil {
+		wg.Go(func() { s.accept(s.tcp, "tcp") })
+	}
+	queueDone := make(chan struct{})
 	go func() {
-		defer close(acceptDone)
-		s.accept()
+		defer close(queueDone)
+		s.readQueue(s.queue)
 	}()
 	s.loop(ctx)
-	s.ln.Close() // unlinks the socket file
-	<-acceptDone
+	s.ln.Close()
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+	s.queue.Close()
+	wg.Wait()
+	// The queue reader may be handing the loop a last message.
+	for {
+		select {
+		case <-s.events:
+			continue
+		case <-queueDone:
+		}
+		break
+	}
 	for c := range s.clients {
 		c.shutdown("rtmd is shutting down")
 	}
-	s.macs.close()
+	s.cleanup()
 	s.log.Info("rtmd stopped")
 	return nil
 }
 
-func (s *Server) accept() {
+func (s *Server) accept(ln net.Listener, transport string) {
 	for {
-		nc, err := s.ln.AcceptUnix()
+		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -203,7 +269,7 @@ func (s *Server) accept() {
 			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
-		c := newConn(s, nc)
+		c := newConn(s, nc, transport)
 		go c.read()
 		go c.write()
 	}
@@ -228,6 +294,7 @@ type (
 		mac   mac.Addr     // the MAC requests
 		ip    netip.Addr   // MAC add, change, replace
 		pid   int32        // register
+		line  int          // queue: the line of the message
 		macs  []macValue   // MAC load
 		err   error        // the reader found the request bad; the loop replies with it
 		done  func(Result) // console: called on the loop; must not block
@@ -275,15 +342,21 @@ func (s *Server) handle(ev event) {
 	case evGone:
 		if _, ok := s.clients[ev.c]; ok {
 			delete(s.clients, ev.c)
-			if ev.c.pidfd >= 0 {
+			registered := ev.c.pidfd >= 0
+			if registered {
 				unix.Close(ev.c.pidfd)
 				ev.c.pidfd = -1
-				// Registered clients say goodbye; one that did not died or
-				// lost its socket, which is worth a line.
-				if ev.err.Error() != "goodbye" {
-					s.log.Info("registered client gone without goodbye", "client", ev.c, "reason", ev.err)
-				}
-			} else {
+			}
+			// Subscribers and registered clients are worth a line; the
+			// rtm commands that come and go are not.
+			switch {
+			case ev.err.Error() == "goodbye" && (registered || ev.c.subscribed):
+				s.log.Info("client said goodbye", "client", ev.c)
+			case registered:
+				s.log.Info("registered client gone without goodbye", "client", ev.c, "reason", ev.err)
+			case ev.c.subscribed:
+				s.log.Info("subscriber gone", "client", ev.c, "reason", ev.err)
+			default:
 				s.log.Debug("client gone", "client", ev.c, "reason", ev.err)
 			}
 		}
@@ -300,24 +373,39 @@ func (s *Server) handle(ev event) {
 		ev.done(s.table.Freeze(), s.seq)
 	case evMACs:
 		ev.done(s.macs.values())
+	case evQueue:
+		s.queueMessage(ev)
 	}
 }
 
 func (s *Server) request(r evRequest) {
 	var res Result
+	in := inConsole
+	if r.c != nil {
+		in = r.c.input
+	}
 	switch {
 	case r.err != nil:
 		res.Err = r.err
 	default:
 		s.apply(r, &res)
-		if r.kind == wire.KSubscribe && res.Err == nil {
-			return // the snapshot is the answer
-		}
+	}
+	if res.Err != nil {
+		s.inputs[in].rejected++
+	} else {
+		s.inputs[in].accepted++
+	}
+	if r.kind == wire.KSubscribe && res.Err == nil {
+		return // the snapshot is the answer
 	}
 	s.reply(r, res)
 }
 
 func (s *Server) apply(r evRequest, res *Result) {
+	if r.c != nil && r.c.input == inTCP && (isMutation(r.kind) || r.kind == wire.KRegister) {
+		res.Err = errors.New("permission denied: over TCP rtmd only serves subscriptions and queries")
+		return
+	}
 	if r.c != nil && !r.c.mayChange && isMutation(r.kind) {
 		res.Err = fmt.Errorf("permission denied: uid %d may not change the tables (root, uid %d%s may)", r.c.cred.Uid, os.Getuid(), s.groupText())
 		return
@@ -329,6 +417,8 @@ func (s *Server) apply(r evRequest, res *Result) {
 		res.Err = s.register(r.c, r.pid)
 	case wire.KClients:
 		res.Text = s.clientsJSON()
+	case wire.KStatus:
+		res.Text = s.statusJSON()
 	case wire.KAdd, wire.KChange, wire.KReplace:
 		res.Err = s.set(r.kind, r.route)
 	case wire.KDel:
@@ -386,7 +476,7 @@ func (s *Server) reply(r evRequest, res Result) {
 		b = wire.AppendReply(nil, r.id, wire.StatusNotFound, nil)
 	case r.kind == wire.KGet:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendRoute(nil, res.Route))
-	case r.kind == wire.KClients:
+	case r.kind == wire.KClients || r.kind == wire.KStatus:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, res.Text))
 	case r.kind == wire.KLoad || r.kind == wire.KMACLoad:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))

@@ -77,6 +77,7 @@ const (
 	KAck        = 15 // sequence uint64; no reply: the client has applied up to it
 	KFlush      = 16 // empty both tables
 	KClients    = 17 // the reply is the connected clients, as JSON
+	KStatus     = 18 // the reply is rtmd's status, as JSON
 )
 
 // DefaultMaxLoad is the most routes rtmd takes in one load by default.
@@ -233,6 +234,27 @@ func (r *Reader) ReadFrame() (typ byte, payload []byte, err error) {
 	return h[4], payload, nil
 }
 
+// Status is the reply to KStatus, as JSON.
+type Status struct {
+	Version string             `json:"version"`
+	Uptime  float64            `json:"uptime_s"`
+	Seq     uint64             `json:"seq"`
+	Routes4 int                `json:"routes_v4"`
+	Routes6 int                `json:"routes_v6"`
+	MACs    int                `json:"macs"`
+	Clients map[string]int     `json:"clients"` // by transport: "unix", "tcp"
+	Inputs  map[string]Counter `json:"inputs"`  // "socket", "queue", "tcp", "console"
+	Queue   string             `json:"queue"`
+	SHM     string             `json:"shm"`
+	TCP     string             `json:"tcp,omitempty"`
+}
+
+// Counter counts the commands an input brought.
+type Counter struct {
+	Accepted uint64 `json:"accepted"`
+	Rejected uint64 `json:"rejected"`
+}
+
 // ClientInfo describes one connected client in the reply to KClients,
 // which is a JSON array of them.
 type ClientInfo struct {
@@ -247,4 +269,5 @@ type ClientInfo struct {
 	Acked      uint64 `json:"acked"`     // the last it said it applied
 	Backlog    int    `json:"backlog_bytes"`
 	Resyncs    int    `json:"resyncs"`
+	Transport  string `json:"transport"` // "unix" or "tcp"
 }

@@ -447,7 +447,9 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if err := m.applyChanges(&d, p); err != nil {
 				return synced, err
 			}
-			if now := time.Now(); now.Sub(lastAck) > 50*time.Millisecond {
+			// Ack every 50 ms while changes pour in, and whenever the
+			// mirror has caught up with what arrived.
+			if now := time.Now(); now.Sub(lastAck) > 50*time.Millisecond || c.r.Buffered() == 0 {
 				lastAck = now
 				seq, _ := m.Seq()
 				ack := binary.LittleEndian.AppendUint64(nil, seq)

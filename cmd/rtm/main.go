@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/bench"
 	"github.com/rtm-project/rtm/internal/command"
 	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/route"
@@ -45,6 +46,20 @@ Commands (words may be abbreviated: "rtm r sh" is "rtm route show"):
 type usageError struct{ error }
 
 func main() {
+	// The bench's own processes, not for users.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "bench-sub":
+			bench.SubscriberMain(os.Args[2:])
+			return
+		case "bench-ref-reader":
+			bench.RefReaderMain(os.Args[2:])
+			return
+		case "bench-redis-sub":
+			bench.RedisSubMain(os.Args[2:])
+			return
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
@@ -114,6 +129,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		default:
 			return usageError{fmt.Errorf("unknown global flag %q", a)}
 		}
+	}
+	if len(args) > 0 && args[0] == "bench" {
+		return e.benchCmd(ctx, args[1:])
 	}
 	cmd, err := command.Parse(args)
 	if err != nil {

@@ -27,6 +27,7 @@ func main() {
 	group := fs.String("group", "", "a `group` whose members may change the tables over the socket, besides root and rtmd's own uid (anyone who can open the socket may subscribe)")
 	mqName := fs.String("mq", "", "the command message queue's `name`, /NAME (default: / and the shared memory base name)")
 	listen := fs.String("listen", "", "TCP `address` (e.g. 127.0.0.1:7400) for read-only subscribers; no encryption or authentication: loopback or a trusted network only")
+	compatSock := fs.String("compat-socket", "", "also serve classic clients of the 72-byte route record (docs/protocol.md) on the Unix socket `path`; read-only")
 	console := fs.Bool("console", false, "read admin commands from stdin even when it is not a terminal")
 	noConsole := fs.Bool("no-console", false, "do not read stdin, even when it is a terminal")
 	verbose := fs.Bool("v", false, "log debug messages")
@@ -47,7 +48,7 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Version: server.Version, Log: log})
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: *compatSock, Version: server.Version, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		os.Exit(1)

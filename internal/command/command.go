@@ -92,6 +92,7 @@ mac get MAC [-j]                          print MAC's IP, read from shared memor
 flush                                     empty both tables; registered clients get SIGUSR1
 clients [-j]                              list the connected clients
 status [-j]                               rtmd's version, uptime, sequence, sizes, inputs
+bench [-j] [-routes N] [-clients N] [...]  measure rtm against the IPC limit, the kernel, Redis
 monitor [-j] [--follow]                   print the tables, then every change
 client                                    keep a local copy and open its menu
 help                                      print this text`

@@ -89,7 +89,7 @@ func PrintStatus(w io.Writer, st wire.Status, asJSON bool) {
 	}
 	fmt.Fprintf(w, "rtmd %s, up %s\n", st.Version, time.Duration(st.Uptime*float64(time.Second)).Round(time.Second))
 	fmt.Fprintf(w, "sequence %d; %d IPv4 routes, %d IPv6 routes, %d MAC entries\n", st.Seq, st.Routes4, st.Routes6, st.MACs)
-	fmt.Fprintf(w, "clients: %d unix, %d tcp\n", st.Clients["unix"], st.Clients["tcp"])
+	fmt.Fprintf(w, "clients: %d unix, %d tcp, %d compat\n", st.Clients["unix"], st.Clients["tcp"], st.Clients["compat"])
 	for _, in := range []string{"socket", "queue", "tcp", "console"} {
 		c := st.Inputs[in]
 		fmt.Fprintf(w, "%-8s %d accepted, %d rejected\n", in+":", c.Accepted, c.Rejected)

@@ -116,14 +116,18 @@ const (
 	inQueue
 	inTCP
 	inConsole
+	inCompat
 	nInputs
 )
 
-var inputNames = [nInputs]string{"socket", "queue", "tcp", "console"}
+var inputNames = [nInputs]string{"socket", "queue", "tcp", "console", "compat"}
 
 func (in input) transport() string {
-	if in == inTCP {
+	switch in {
+	case inTCP:
 		return "tcp"
+	case inCompat:
+		return "compat"
 	}
 	return "unix"
 }
@@ -134,7 +138,7 @@ func (s *Server) statusJSON() string {
 	st := wire.Status{
 		Version: s.cfg.Version, Uptime: time.Since(s.started).Seconds(), Seq: s.seq,
 		Routes4: s.table.Len4(), Routes6: s.table.Len6(), MACs: len(s.macs.entries),
-		Clients: map[string]int{"unix": 0, "tcp": 0}, Inputs: map[string]wire.Counter{},
+		Clients: map[string]int{"unix": 0, "tcp": 0, "compat": 0}, Inputs: map[string]wire.Counter{},
 		Queue: s.cfg.MQ, SHM: s.macs.seg.Name,
 	}
 	if s.tcp != nil {

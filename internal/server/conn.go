@@ -69,9 +69,13 @@ func newConn(s *Server, nc net.Conn, transport string) *conn {
 	c := &conn{s: s, nc: nc, input: inSocket, id: s.nextID.Add(1), since: time.Now(), pidfd: -1,
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.cred.Pid, c.cred.Uid, c.cred.Gid = -1, ^uint32(0), ^uint32(0)
-	if transport == "tcp" {
+	switch transport {
+	case "tcp":
 		c.input = inTCP
 		return c
+	case "compat":
+		c.input = inCompat
+		c.name = "compat client"
 	}
 	var groups []uint32
 	if raw, err := nc.(*net.UnixConn).SyscallConn(); err == nil {
@@ -192,7 +196,12 @@ func (c *conn) close() {
 }
 
 // shutdown tells the client why it is being dropped, briefly, and closes.
+// A compat client has no frame for it: it sees the connection end.
 func (c *conn) shutdown(msg string) {
+	if c.input == inCompat {
+		c.close()
+		return
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	c.nc.Write(wire.AppendError(nil, msg))
 	c.close()
@@ -379,6 +388,7 @@ func (c *conn) write() {
 	var rw wire.RouteWriter
 	rw.Typ = wire.TSnapshot
 	var last uint64
+	var cst compatState
 	for {
 		select {
 		case <-c.wake:
@@ -404,6 +414,16 @@ func (c *conn) write() {
 			}
 			if len(items) == 0 {
 				break
+			}
+			if c.input == inCompat {
+				if err := c.writeCompat(&cst, items); err != nil {
+					return
+				}
+				for _, it := range items {
+					last = max(last, it.seq)
+				}
+				c.delivered.Store(last)
+				continue
 			}
 			for _, it := range items {
 				if it.seq > last {

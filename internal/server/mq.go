@@ -48,7 +48,11 @@ func (s *Server) readQueue(q *mq.Queue) {
 			return
 		}
 		reqs, errs := parseMessage(buf[:n])
-		s.events <- evQueue{reqs: reqs, errs: errs}
+		select {
+		case s.events <- evQueue{reqs: reqs, errs: errs}:
+		case <-s.stopping:
+			return
+		}
 	}
 }
 

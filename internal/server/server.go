@@ -47,6 +47,7 @@ type Config struct {
 	Group   string       // a group whose members may change the tables, besides root and rtmd's uid
 	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket)
 	Listen  string       // a TCP address for read-only subscribers; "" for none
+	Compat  string       // a Unix socket path for classic fixed-record clients; "" for none
 	Version string       // reported to clients
 	Log     *slog.Logger // nil means slog.Default()
 }
@@ -67,6 +68,9 @@ type Server struct {
 	log    *slog.Logger
 	ln     *net.UnixListener
 	events chan event
+	// stopping is closed when the loop has stopped, for the sources that
+	// might still try to send it something.
+	stopping chan struct{}
 
 	// Owned by the loop.
 	table   route.Table
@@ -76,10 +80,11 @@ type Server struct {
 	changes wire.ChangeWriter
 	replies []pendingReply
 
-	queue   *mq.Queue
-	tcp     net.Listener
-	started time.Time
-	inputs  [nInputs]counter // owned by the loop
+	queue    *mq.Queue
+	tcp      net.Listener
+	compatLn *net.UnixListener
+	started  time.Time
+	inputs   [nInputs]counter // owned by the loop
 
 	nextID   atomic.Uint64 // connection ids, for logs
 	groupID  int64         // -1 without Config.Group
@@ -134,13 +139,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.MQ = "/" + shm.DefaultName(cfg.Socket)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Log,
-		ln:      ln,
-		groupID: gid,
-		started: time.Now(),
-		events:  make(chan event, 1024),
-		clients: make(map[*conn]struct{}),
+		cfg:      cfg,
+		log:      cfg.Log,
+		ln:       ln,
+		groupID:  gid,
+		started:  time.Now(),
+		events:   make(chan event, 1024),
+		stopping: make(chan struct{}),
+		clients:  make(map[*conn]struct{}),
 	}
 	fail := func(err error) (*Server, error) {
 		s.cleanup()
@@ -151,6 +157,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.queue, err = s.openQueue(); err != nil {
 		return fail(err)
+	}
+	if cfg.Compat != "" {
+		if s.compatLn, err = listen(cfg.Compat, cfg.Log); err != nil {
+			return fail(fmt.Errorf("-compat-socket: %w", err))
+		}
+		s.log.Info("compat listener for classic 72-byte record clients", "socket", cfg.Compat)
 	}
 	if cfg.Listen != "" {
 		if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -167,6 +179,9 @@ func (s *Server) cleanup() {
 	s.ln.Close() // unlinks the socket file
 	if s.tcp != nil {
 		s.tcp.Close()
+	}
+	if s.compatLn != nil {
+		s.compatLn.Close()
 	}
 	if s.queue != nil {
 		s.queue.Close()
@@ -229,27 +244,26 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.tcp != nil {
 		wg.Go(func() { s.accept(s.tcp, "tcp") })
 	}
+	if s.compatLn != nil {
+		wg.Go(func() { s.accept(s.compatLn, "compat") })
+	}
 	queueDone := make(chan struct{})
 	go func() {
 		defer close(queueDone)
 		s.readQueue(s.queue)
 	}()
 	s.loop(ctx)
+	close(s.stopping)
 	s.ln.Close()
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
+	if s.compatLn != nil {
+		s.compatLn.Close()
+	}
 	s.queue.Close()
 	wg.Wait()
-	// The queue reader may be handing the loop a last message.
-	for {
-		select {
-		case <-s.events:
-			continue
-		case <-queueDone:
-		}
-		break
-	}
+	<-queueDone
 	for c := range s.clients {
 		c.shutdown("rtmd is shutting down")
 	}
@@ -270,6 +284,16 @@ func (s *Server) accept(ln net.Listener, transport string) {
 			continue
 		}
 		c := newConn(s, nc, transport)
+		if transport == "compat" {
+			go c.readCompat()
+			go c.write()
+			select {
+			case s.events <- evCompat{c}:
+			case <-s.stopping:
+				c.close()
+			}
+			continue
+		}
 		go c.read()
 		go c.write()
 	}
@@ -375,6 +399,10 @@ func (s *Server) handle(ev event) {
 		ev.done(s.macs.values())
 	case evQueue:
 		s.queueMessage(ev)
+	case evCompat:
+		s.clients[ev.c] = struct{}{}
+		ev.c.subscribed = true
+		s.snapshot(ev.c, wire.ReasonNew)
 	}
 }
 

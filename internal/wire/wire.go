@@ -208,6 +208,10 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 256<<10)}
 }
 
+// Buffered returns how many bytes have been read from the stream but not
+// yet returned as frames.
+func (r *Reader) Buffered() int { return r.r.Buffered() }
+
 // ErrFrameTooLarge is returned for a frame longer than MaxPayload.
 var ErrFrameTooLarge = errors.New("frame too large")
 

@@ -1,0 +1,182 @@
+package itest_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/compat"
+)
+
+// goCompatClient reads records one per read, as the classic clients do,
+// and returns its table when the server closes the connection.
+func goCompatClient(t *testing.T, socket string) <-chan []string {
+	nc, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan []string, 1)
+	go func() {
+		defer nc.Close()
+		table := map[netip.Prefix]string{}
+		rec := make([]byte, compat.Size)
+		for {
+			if _, err := io.ReadFull(nc, rec); err != nil {
+				break
+			}
+			r, err := compat.Decode(rec)
+			if err != nil {
+				t.Errorf("go compat client: %v", err)
+				break
+			}
+			_, had := table[r.Route.Dst]
+			switch r.Op {
+			case compat.Create, compat.Update:
+				if r.Op == compat.Update && !had {
+					t.Errorf("UPDATE of missing %v", r.Route.Dst)
+				}
+				table[r.Route.Dst] = r.Route.String()
+			case compat.Delete:
+				if !had {
+					t.Errorf("DELETE of missing %v", r.Route.Dst)
+				}
+				delete(table, r.Route.Dst)
+			}
+		}
+		var lines []string
+		for _, l := range table {
+			lines = append(lines, l)
+		}
+		sort.Strings(lines)
+		out <- lines
+	}()
+	return out
+}
+
+// TestCompat runs a seeded random sequence of changes (IPv4 and IPv6
+// routes, MAC entries, a flush) while classic clients in C and Go read the
+// 72-byte records, one of each from the start and a C one from midway; at
+// the end each holds exactly rtmd's IPv4 table.
+func TestCompat(t *testing.T) {
+	gcc, gccErr := exec.LookPath("gcc")
+	var cbin string
+	if gccErr != nil {
+		t.Log("gcc not found: the C client is skipped; the Go one runs")
+	} else {
+		cbin = filepath.Join(t.TempDir(), "compatclient")
+		if out, err := exec.Command(gcc, "-O", "-o", cbin, "testdata/compatclient.c").CombinedOutput(); err != nil {
+			t.Fatalf("gcc: %v\n%s", err, out)
+		}
+	}
+	compatSock := filepath.Join(shortDir(t), "compat.sock")
+	d := startRtmd(t, "-compat-socket", compatSock)
+	startC := func() <-chan []string {
+		out := make(chan []string, 1)
+		if cbin == "" {
+			close(out)
+			return out
+		}
+		cmd := exec.Command(cbin, compatSock)
+		stdout, _ := cmd.StdoutPipe()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(stdout)
+		if l, _ := r.ReadString('\n'); l != "connected\n" {
+			t.Fatalf("C client: %q", l)
+		}
+		go func() {
+			data, _ := io.ReadAll(r)
+			cmd.Wait()
+			if stderr.Len() > 0 {
+				t.Errorf("C client: %s", stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+			if len(lines) == 1 && lines[0] == "" {
+				lines = nil
+			}
+			sort.Strings(lines)
+			out <- lines
+		}()
+		return out
+	}
+	clients := []<-chan []string{goCompatClient(t, compatSock), startC()}
+
+	c := d.dial()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range 3000 {
+		if i == 1500 {
+			clients = append(clients, startC())
+			d.mustRtm("flush")
+		}
+		r := randRoute(rng)
+		switch rng.IntN(6) {
+		case 0:
+			c.Add(ctx, r)
+		case 1:
+			c.Change(ctx, r)
+		case 2, 3:
+			c.Replace(ctx, r)
+		case 4:
+			c.Delete(ctx, r.Dst)
+		case 5:
+			c.ReplaceMAC(ctx, testMAC(rng.IntN(50)), netip.MustParseAddr("10.0.0.1"))
+		}
+	}
+	routes, seq := d.table()
+	var want []string
+	for _, l := range routes {
+		if !strings.Contains(l, ":") {
+			want = append(want, l)
+		}
+	}
+	sort.Strings(want)
+	// Wait until rtmd has written everything to the compat clients, then
+	// stop it: they read to the end and print their tables.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var list []client.ClientInfo
+		json.Unmarshal([]byte(d.mustRtm("clients", "-j")), &list)
+		behind := 0
+		for _, cl := range list {
+			if cl.Transport == "compat" && cl.Delivered < seq {
+				behind++
+			}
+		}
+		if behind == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("compat clients behind: %+v (seq %d)", list, seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.stop()
+	for i, ch := range clients {
+		got, ok := <-ch
+		if !ok {
+			continue // no gcc
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("compat client %d: %d routes, want rtmd's %d IPv4 routes\n%s", i, len(got), len(want), diff(got, want))
+		}
+	}
+	if len(want) == 0 {
+		t.Error("the sequence left no IPv4 routes to compare")
+	}
+	t.Logf("%d IPv4 routes, seq %d", len(want), seq)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/wire"
 )
@@ -124,6 +125,10 @@ func FuzzReader(f *testing.F) {
 				d.Changes(p, func(wire.Change) {})
 			case wire.TSnapshot:
 				d.Routes(p, func(route.Route) {})
+			case wire.TMACSeg:
+				d.MACSeg(p)
+			case wire.TSnapMACs:
+				d.MACSlots(p, func(mac.Addr, uint32) {})
 			}
 		}
 	})

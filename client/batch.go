@@ -158,6 +158,11 @@ func (c *Conn) LoadBatch(ctx context.Context, b *Batch) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return loadReply(body)
+}
+
+// loadReply decodes the reply to a load's last chunk: how many changed.
+func loadReply(body []byte) (int, error) {
 	var d wire.Decoder
 	d.Reset(body)
 	n, err := strconv.Atoi(d.String("count"))

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -389,11 +388,5 @@ func (c *Conn) LoadMACs(ctx context.Context, entries []MACEntry) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var d wire.Decoder
-	d.Reset(body)
-	n, err := strconv.Atoi(d.String("count"))
-	if err != nil || d.Finish() != nil {
-		return 0, fmt.Errorf("bad load reply %q", body)
-	}
-	return n, nil
+	return loadReply(body)
 }

@@ -17,19 +17,9 @@ import (
 // load reads route lines, checks them all (a bad line fails the batch
 // before anything is sent), sorts them and sends them as one batch.
 func (e *env) load(ctx context.Context, file string) error {
-	in := e.stdin
-	name := "stdin"
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in, name = f, file
-	}
-	data, err := readAll(in)
+	data, name, err := e.readInput(file)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
+		return err
 	}
 	// The routes are encoded as they are parsed; nothing keeps the text,
 	// and it is not changed, so it need not be copied into a string.
@@ -45,6 +35,25 @@ func (e *env) load(ctx context.Context, file string) error {
 	defer c.Close()
 	_, err = c.LoadBatch(ctx, b)
 	return err
+}
+
+// readInput reads all of file, or of stdin for "-", and returns the name
+// to give in messages.
+func (e *env) readInput(file string) ([]byte, string, error) {
+	in, name := e.stdin, "stdin"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, file, err
+		}
+		defer f.Close()
+		in, name = f, file
+	}
+	data, err := readAll(in)
+	if err != nil {
+		return nil, name, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return data, name, nil
 }
 
 // readAll reads all of r, in one allocation when r is a regular file.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/rtm-project/rtm/client"
@@ -101,19 +100,9 @@ func (e *env) macGet(cmd command.Command) error {
 // macLoad reads "MAC IP" lines, checks them all, and sends them as one
 // batch.
 func (e *env) macLoad(ctx context.Context, file string) error {
-	in := e.stdin
-	name := "stdin"
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in, name = f, file
-	}
-	data, err := readAll(in)
+	data, name, err := e.readInput(file)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
+		return err
 	}
 	var entries []client.MACEntry
 	for i, line := range strings.Split(string(data), "\n") {

@@ -3,11 +3,15 @@ package bench
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,8 +110,22 @@ func (b *bench) fanout(ctx context.Context, bytes, readers int) (float64, error)
 }
 
 // RefReaderMain is `rtm bench-ref-reader BYTES`: it reads BYTES from stdin
-// and prints the CLOCK_MONOTONIC time it had them all.
+// and prints the CLOCK_MONOTONIC time it had them all. With "latency" for
+// BYTES it reads 8-byte stamps until EOF and prints each one's latency in
+// us, as a JSON array.
 func RefReaderMain(args []string) {
+	if args[0] == "latency" {
+		var lat []float64
+		var stamp [8]byte
+		for {
+			if _, err := io.ReadFull(os.Stdin, stamp[:]); err != nil {
+				break
+			}
+			lat = append(lat, float64(monotonic()-int64(binary.LittleEndian.Uint64(stamp[:])))/1e3)
+		}
+		json.NewEncoder(os.Stdout).Encode(lat)
+		return
+	}
 	n, _ := strconv.Atoi(args[0])
 	buf := make([]byte, 64<<10)
 	for n > 0 {
@@ -365,4 +383,77 @@ func RedisSubMain(args []string) {
 		}
 	}
 	os.Exit(1)
+}
+
+// latencyRef is the IPC limit for the latency scenario: the bench writes an
+// 8-byte CLOCK_MONOTONIC stamp to readers plain reader processes over Unix
+// sockets, one at a time at rate a second, and each reader records how long
+// each stamp took to reach it. It returns the p50, p99 and p999 in us.
+func (b *bench) latencyRef(ctx context.Context, readers, rate int) (p50, p99, p999 Reference) {
+	mk := func(v float64) Reference { return Reference{Name: "ipc-limit", Median: v} }
+	fail := func(err error) (Reference, Reference, Reference) {
+		r := Reference{Name: "ipc-limit", Skipped: err.Error()}
+		return r, r, r
+	}
+	if !b.useRef("ipc-limit") {
+		return fail(errors.New("not selected (-refs)"))
+	}
+	type rd struct {
+		cmd *exec.Cmd
+		w   *os.File
+		out io.Reader
+	}
+	var rs []rd
+	defer func() {
+		for _, r := range rs {
+			r.w.Close()
+			r.cmd.Process.Kill()
+			r.cmd.Wait()
+		}
+	}()
+	for range readers {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		w, child := os.NewFile(uintptr(fds[0]), "w"), os.NewFile(uintptr(fds[1]), "r")
+		cmd := exec.CommandContext(ctx, b.cfg.RTM, "bench-ref-reader", "latency")
+		cmd.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
+		cmd.Stdin = child
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			child.Close()
+			w.Close()
+			return fail(err)
+		}
+		child.Close()
+		rs = append(rs, rd{cmd, w, out})
+	}
+	start := time.Now()
+	end := start.Add(b.cfg.Duration - 200*time.Millisecond)
+	var stamp [8]byte
+	for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
+		if wt := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); wt > 0 {
+			time.Sleep(wt)
+		}
+		binary.LittleEndian.PutUint64(stamp[:], uint64(monotonic()))
+		for _, r := range rs {
+			r.w.Write(stamp[:])
+		}
+	}
+	var all []float64
+	for _, r := range rs {
+		r.w.Close()
+		var lat []float64
+		if err := json.NewDecoder(r.out).Decode(&lat); err != nil {
+			return fail(fmt.Errorf("latency reader: %v", err))
+		}
+		all = append(all, lat...)
+	}
+	if len(all) == 0 {
+		return fail(errors.New("no samples"))
+	}
+	slices.Sort(all)
+	q := func(p float64) float64 { return all[min(int(p*float64(len(all))), len(all)-1)] }
+	return mk(q(0.5)), mk(q(0.99)), mk(q(0.999))
 }

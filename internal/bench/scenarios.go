@@ -444,10 +444,10 @@ func (b *bench) latency(ctx context.Context) error {
 		q := func(p float64) float64 { return all[min(int(p*float64(len(all))), len(all)-1)] }
 		p50, p99, p999 = append(p50, q(0.5)), append(p99, q(0.99)), append(p999, q(0.999))
 	}
-	none := Reference{Name: "ipc-limit", Skipped: "not measured for latency yet"}
-	b.add("latency", subs, "p50_us", "us", p50, none)
-	b.add("latency", subs, "p99_us", "us", p99, none)
-	b.add("latency", subs, "p999_us", "us", p999, none)
+	r50, r99, r999 := b.latencyRef(ctx, subs, rate)
+	b.add("latency", subs, "p50_us", "us", p50, r50)
+	b.add("latency", subs, "p99_us", "us", p99, r99)
+	b.add("latency", subs, "p999_us", "us", p999, r999)
 	return nil
 }
 

@@ -80,7 +80,7 @@ func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, erro
 			var dec wire.Decoder
 			dec.Reset(p)
 			version := dec.U16("version")
-			c.welcomeSeq = dec.U64("sequence")
+			dec.U64("sequence")
 			c.ServerVersion = dec.String("server version")
 			if err := dec.Finish(); err != nil {
 				return fmt.Errorf("bad welcome: %w", err)
@@ -107,7 +107,6 @@ type Conn struct {
 	nc            net.Conn
 	r             *wire.Reader
 	ServerVersion string // rtmd's version, from the handshake
-	welcomeSeq    uint64
 
 	mu     sync.Mutex
 	nextID uint32

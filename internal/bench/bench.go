@@ -93,7 +93,6 @@ type bench struct {
 	cfg     Config
 	dir     string // private directory: sockets, route files
 	results []Result
-	cleanup []func()
 	mem     *loadRun // the load with the most subscribers, for "memory"
 }
 
@@ -120,12 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	b := &bench{cfg: cfg, dir: dir}
-	defer func() {
-		for i := len(b.cleanup) - 1; i >= 0; i-- {
-			b.cleanup[i]()
-		}
-		os.RemoveAll(dir)
-	}()
+	defer os.RemoveAll(dir)
 	for _, s := range Scenarios {
 		if !slices.Contains(cfg.Scenarios, s) || ctx.Err() != nil {
 			continue

@@ -273,6 +273,10 @@ func (c *conn) read() {
 		}
 		d.Reset(p)
 		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
+		if loadBusy && ev.id != loadID && (ev.kind == wire.KLoad || ev.kind == wire.KMACLoad) {
+			c.fatal(fmt.Errorf("protocol error: load %d started before load %d ended", ev.id, loadID))
+			return
+		}
 		switch ev.kind {
 		case wire.KAdd, wire.KChange, wire.KReplace:
 			ev.route = d.Route()
@@ -311,10 +315,6 @@ func (c *conn) read() {
 				c.fatal(fmt.Errorf("bad request: MAC load chunk cannot hold %d entries", n))
 				return
 			}
-			if loadBusy && ev.id != loadID {
-				c.fatal(fmt.Errorf("protocol error: load %d started before load %d ended", ev.id, loadID))
-				return
-			}
 			if !loadBusy {
 				loadBusy, loadID, macLoad = true, ev.id, nil
 			}
@@ -339,10 +339,6 @@ func (c *conn) read() {
 			chunk := d.Rest()
 			if err := d.Err(); err != nil {
 				c.fatal(fmt.Errorf("bad request: %w", err))
-				return
-			}
-			if loadBusy && ev.id != loadID {
-				c.fatal(fmt.Errorf("protocol error: load %d started before load %d ended", ev.id, loadID))
 				return
 			}
 			if !loadBusy {

@@ -192,14 +192,6 @@ func (s *Server) cleanup() {
 	}
 }
 
-// TCPAddr returns the TCP listener's address, or nil.
-func (s *Server) TCPAddr() net.Addr {
-	if s.tcp == nil {
-		return nil
-	}
-	return s.tcp.Addr()
-}
-
 func listen(path string, log *slog.Logger) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)

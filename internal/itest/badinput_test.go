@@ -3,6 +3,7 @@ package itest_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"io"
 	"net"
 	"net/netip"
@@ -96,6 +97,25 @@ func TestBadInput(t *testing.T) {
 	c := d.dial()
 	if _, err := c.Get(context.Background(), netip.MustParseAddr("10.2.3.4")); err != nil {
 		t.Fatalf("get after bad input: %v", err)
+	}
+
+	// Every dropped client is gone from rtmd's list, however it ended.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var list []client.ClientInfo
+		json.Unmarshal([]byte(d.mustRtm("clients", "-j")), &list)
+		left := 0
+		for _, cl := range list {
+			if cl.Name == "bad" {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dropped clients still listed: %+v", left, list)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	after, _ := d.table()

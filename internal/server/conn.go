@@ -215,11 +215,14 @@ func (c *conn) fatal(err error) {
 	c.gone(err)
 }
 
+// gone tells the loop that the connection ended, so that it drops the
+// client. Callers may have closed the connection already (a goodbye, a
+// failed write, a protocol error): the loop must hear of it all the same,
+// or the client stays listed. Only a loop that has stopped is not told.
 func (c *conn) gone(err error) {
 	select {
 	case c.s.events <- evGone{c, err}:
-	case <-c.done:
-		// Closed already (shutdown); the loop is gone or knows.
+	case <-c.s.stopping:
 	}
 }
 

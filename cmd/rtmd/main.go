@@ -28,6 +28,14 @@ func main() {
 	mqName := fs.String("mq", "", "the command message queue's `name`, /NAME (default: / and the shared memory base name)")
 	listen := fs.String("listen", "", "TCP `address` (e.g. 127.0.0.1:7400) for read-only subscribers; no encryption or authentication: loopback or a trusted network only")
 	compatSock := fs.String("compat-socket", "", "also serve classic clients of the 72-byte route record (docs/protocol.md) on the Unix socket `path`; read-only")
+	var lim server.Limits
+	fs.IntVar(&lim.Conns, "max-conns", server.DefaultConns, "Unix socket connections in all; more are refused")
+	fs.IntVar(&lim.ConnsPerUID, "max-conns-per-uid", server.DefaultConnsPerUID, "Unix socket connections of one uid")
+	fs.IntVar(&lim.TCPConns, "max-tcp-conns", server.DefaultTCPConns, "TCP connections in all")
+	fs.IntVar(&lim.TCPConnsPerAddr, "max-tcp-conns-per-addr", server.DefaultTCPConnsPerAddr, "TCP connections from one IP address")
+	fs.IntVar(&lim.CompatConns, "max-compat-conns", server.DefaultCompatConns, "compat socket connections in all")
+	fs.Int64Var(&lim.StagedBytes, "max-staged", server.DefaultStagedBytes, "`bytes` of loads that all connections together may have staged before their final chunk; a load past it is refused")
+	fs.DurationVar(&lim.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a client may take to read its snapshot, or one batch of its backlog; past it the client is dropped")
 	console := fs.Bool("console", false, "read admin commands from stdin even when it is not a terminal")
 	noConsole := fs.Bool("no-console", false, "do not read stdin, even when it is a terminal")
 	verbose := fs.Bool("v", false, "log debug messages")
@@ -48,7 +56,7 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: *compatSock, Version: server.Version, Log: log})
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: *compatSock, Limits: lim, Version: server.Version, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		os.Exit(1)
@@ -64,9 +72,12 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal went away) stops rtmd cleanly too. A read of
+	// the terminal from the background gets EIO instead of stopping rtmd.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	interactive := isTerminal(os.Stdin)
+	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
+	interactive := inForeground(os.Stdin)
 	if (*console || interactive) && !*noConsole {
 		go s.Console(ctx, os.Stdin, os.Stdout, interactive, stop)
 	}
@@ -77,7 +88,14 @@ func main() {
 	}
 }
 
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+// inForeground reports whether f is a terminal and rtmd is in its
+// foreground process group: only then is the console rtmd's to read. Started
+// in the background from a shell, rtmd leaves the terminal alone.
+func inForeground(f *os.File) bool {
+	fd := int(f.Fd())
+	if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
+		return false
+	}
+	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }

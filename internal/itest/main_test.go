@@ -37,6 +37,12 @@ func TestMain(m *testing.M) {
 	case "macbench":
 		macBenchMain()
 		return
+	case "pidparent":
+		pidParentMain()
+		return
+	case "pidchild":
+		pidChildMain()
+		return
 	}
 	dir, err := os.MkdirTemp("", "rtmbin")
 	if err != nil {
@@ -133,12 +139,16 @@ func startRtmd(t *testing.T, args ...string) *daemon {
 	}
 }
 
-func (d *daemon) stop() { d.once.Do(d.stopOnce) }
+func (d *daemon) stop() { d.stopWith(syscall.SIGTERM) }
 
-func (d *daemon) stopOnce() {
+// stopWith stops rtmd with sig, once, and checks that it exits 0 and
+// leaves nothing behind.
+func (d *daemon) stopWith(sig os.Signal) { d.once.Do(func() { d.stopOnce(sig) }) }
+
+func (d *daemon) stopOnce(sig os.Signal) {
 	t := d.t
 	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Process.Signal(sig)
 	select {
 	case err := <-d.done:
 		if err != nil {
@@ -146,7 +156,7 @@ func (d *daemon) stopOnce() {
 		}
 	case <-time.After(10 * time.Second):
 		d.cmd.Process.Kill()
-		t.Errorf("rtmd did not stop on SIGTERM\n%s", d.stderr)
+		t.Errorf("rtmd did not stop on %v\n%s", sig, d.stderr)
 	}
 	if _, err := os.Lstat(d.socket); err == nil {
 		t.Errorf("rtmd left its socket %s behind", d.socket)

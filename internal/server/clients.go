@@ -2,7 +2,9 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"time"
@@ -41,8 +43,11 @@ func isMutation(kind byte) bool {
 }
 
 // register records that c wants SIGUSR1 on a flush. The pid must be the
-// socket peer's (SO_PEERCRED), and rtmd keeps a pidfd for it, so that a pid
-// reused after the client died is never signalled.
+// socket peer's (SO_PEERCRED), and the pidfd comes from the connection
+// itself (SO_PEERPIDFD, Linux 6.5 and later): it refers to the process that
+// connected, and to nothing else once that process is gone, so a pid reused
+// after the client died is never signalled. Where the kernel cannot give
+// that pidfd, registration is refused; so it is when that process is gone.
 func (s *Server) register(c *conn, pid int32) error {
 	switch {
 	case c == nil:
@@ -52,13 +57,46 @@ func (s *Server) register(c *conn, pid int32) error {
 	case c.pidfd >= 0:
 		return fmt.Errorf("register: already registered as pid %d", c.regPid)
 	}
-	fd, err := unix.PidfdOpen(int(pid), 0)
-	if err != nil {
-		return fmt.Errorf("register: %w", os.NewSyscallError("pidfd_open", err))
+	fd, err := peerPidfd(c)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return fmt.Errorf("register: pid %d, which opened this connection, has exited", pid)
+	case errors.Is(err, unix.ENOPROTOOPT):
+		return fmt.Errorf("register: this kernel cannot name the socket's peer process (SO_PEERPIDFD needs Linux 6.5), so rtmd does not signal it")
+	case err != nil:
+		return fmt.Errorf("register: %w", err)
+	}
+	// Linux 6.15 and later give a pidfd for a process that has exited
+	// too; it can never be signalled, but the client should hear why.
+	if err := unix.PidfdSendSignal(fd, 0, nil, 0); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("register: pid %d, which opened this connection, has exited", pid)
 	}
 	c.pidfd, c.regPid = fd, pid
 	s.log.Info("client registered", "client", c)
 	return nil
+}
+
+// peerPidfd returns a pidfd for the process that connected c.
+func peerPidfd(c *conn) (int, error) {
+	uc, ok := c.nc.(*net.UnixConn)
+	if !ok {
+		return -1, unix.ENOPROTOOPT
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, serr := -1, error(nil)
+	if err := raw.Control(func(sfd uintptr) {
+		fd, serr = unix.GetsockoptInt(int(sfd), unix.SOL_SOCKET, unix.SO_PEERPIDFD)
+	}); err != nil {
+		return -1, err
+	}
+	if serr != nil {
+		return -1, os.NewSyscallError("getsockopt SO_PEERPIDFD", serr)
+	}
+	return fd, nil
 }
 
 // flush empties both tables: one change in the stream, the flush sequence
@@ -134,7 +172,9 @@ func (in input) transport() string {
 
 type counter struct{ accepted, rejected uint64 }
 
-func (s *Server) statusJSON() string {
+// statusJSON returns the status; for a TCP peer, without the names of
+// local objects.
+func (s *Server) statusJSON(remote bool) string {
 	st := wire.Status{
 		Version: s.cfg.Version, Uptime: time.Since(s.started).Seconds(), Seq: s.seq,
 		Routes4: s.table.Len4(), Routes6: s.table.Len6(), MACs: len(s.macs.entries),
@@ -149,6 +189,9 @@ func (s *Server) statusJSON() string {
 	}
 	for i, n := range inputNames {
 		st.Inputs[n] = wire.Counter{Accepted: s.inputs[i].accepted, Rejected: s.inputs[i].rejected}
+	}
+	if remote {
+		st.Queue, st.SHM = "", ""
 	}
 	b, _ := json.Marshal(st)
 	return string(b)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/netip"
@@ -116,12 +115,12 @@ func (c *conn) compatSnapshot(st *compatState, v *route.View) error {
 
 // compatChanges turns a buffer of Changes frames into records.
 func (c *conn) compatChanges(st *compatState, b []byte) error {
-	r := wire.NewReader(bytes.NewReader(b))
 	for {
-		typ, p, err := r.ReadFrame()
-		if err != nil {
+		typ, p, rest, ok := wire.NextFrame(b)
+		if !ok {
 			return nil // the end of the buffer
 		}
+		b = rest
 		if typ != wire.TChanges {
 			continue
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,8 @@ type conn struct {
 	id        uint64
 	cred      unix.Ucred // from SO_PEERCRED at connect
 	mayChange bool       // the peer may change the tables (root, rtmd's uid, -group)
+	peer      string     // "uid N" or the TCP peer's IP address: the key of its connection limit
+	limit     *connLimit // the slot this connection holds; nil if it was refused
 	since     time.Time
 	name      string // from the Hello; set before the loop hears of the client
 
@@ -72,6 +76,9 @@ func newConn(s *Server, nc net.Conn, transport string) *conn {
 	switch transport {
 	case "tcp":
 		c.input = inTCP
+		if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+			c.peer = ap.Addr().Unmap().String()
+		}
 		return c
 	case "compat":
 		c.input = inCompat
@@ -86,8 +93,20 @@ func newConn(s *Server, nc net.Conn, transport string) *conn {
 			groups = peerGroups(int(fd))
 		})
 	}
+	c.peer = fmt.Sprintf("uid %d", c.cred.Uid)
 	c.mayChange = s.mayWrite(c.cred, groups)
 	return c
+}
+
+// refuse tells a peer that was not admitted why, if it speaks the
+// protocol, and closes the connection. It must not block the accept loop:
+// the write has a short deadline (a new connection's buffer is empty).
+func (c *conn) refuse(err error) {
+	if c.input != inCompat {
+		c.nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		c.nc.Write(wire.AppendError(nil, "rtmd refused the connection: "+err.Error()))
+	}
+	c.nc.Close()
 }
 
 // peerGroups returns the supplementary groups of the socket's peer at
@@ -192,6 +211,9 @@ func (c *conn) close() {
 		c.mu.Unlock()
 		close(c.done)
 		c.nc.Close()
+		if c.limit != nil {
+			c.limit.release(c.peer)
+		}
 	})
 }
 
@@ -226,8 +248,13 @@ func (c *conn) gone(err error) {
 	}
 }
 
+// readBuffer is a connection's read buffer. It is small: most peers are
+// idle or send small requests, and a large frame (a load chunk) is read
+// straight into its own buffer, which wire.Reader releases after it.
+const readBuffer = 4 << 10
+
 func (c *conn) read() {
-	r := wire.NewReader(c.nc)
+	r := wire.NewReaderSize(c.nc, readBuffer)
 	c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
 	typ, p, err := r.ReadFrame()
 	if err != nil {
@@ -253,13 +280,10 @@ func (c *conn) read() {
 		return
 	}
 	var (
-		d        wire.Decoder
-		load     *loadBatch
-		macLoad  []macValue
-		loadErr  error
-		loadBusy bool
-		loadID   uint32
+		d  wire.Decoder
+		ld staging
 	)
+	defer ld.reset(c.s)
 	for {
 		typ, p, err := r.ReadFrame()
 		if err != nil {
@@ -276,9 +300,8 @@ func (c *conn) read() {
 		}
 		d.Reset(p)
 		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
-		if loadBusy && ev.id != loadID && (ev.kind == wire.KLoad || ev.kind == wire.KMACLoad) {
-			c.fatal(fmt.Errorf("protocol error: load %d started before load %d ended", ev.id, loadID))
-			return
+		if err := c.permitted(ev.kind); err != nil {
+			ev.err = err
 		}
 		switch ev.kind {
 		case wire.KAdd, wire.KChange, wire.KReplace:
@@ -309,55 +332,17 @@ func (c *conn) read() {
 			ev.mac, ev.ip = d.MACValue()
 		case wire.KMACDel:
 			ev.mac = d.MAC("mac")
-		case wire.KMACLoad:
-			// MAC loads are small enough to stage decoded: a flag, then
-			// a count and that many (MAC, address) pairs.
-			flags := d.U8("flags")
-			n := d.U32("count")
-			if d.Err() == nil && int(n) > len(p)/11 {
-				c.fatal(fmt.Errorf("bad request: MAC load chunk cannot hold %d entries", n))
+		case wire.KLoad, wire.KMACLoad:
+			send, err := ld.chunk(c.s, &ev, &d)
+			if err != nil {
+				c.fatal(err)
 				return
 			}
-			if !loadBusy {
-				loadBusy, loadID, macLoad = true, ev.id, nil
-			}
-			for i := uint32(0); i < n && d.Err() == nil; i++ {
-				m, ip := d.MACValue()
-				macLoad = append(macLoad, macValue{m, ip})
-			}
-			if len(macLoad) > c.s.cfg.MaxLoad {
-				c.fatal(fmt.Errorf("bad request: more than %d entries in one MAC load", c.s.cfg.MaxLoad))
+			if send && !c.send(ev) {
+				c.s.staged.Add(-ev.staged)
 				return
 			}
-			if err := d.Finish(); err != nil {
-				c.fatal(fmt.Errorf("bad request: %w", err))
-				return
-			}
-			if flags&wire.LoadFinal == 0 {
-				continue
-			}
-			ev.macs, macLoad, loadBusy = macLoad, nil, false
-		case wire.KLoad:
-			flags := d.U8("flags")
-			chunk := d.Rest()
-			if err := d.Err(); err != nil {
-				c.fatal(fmt.Errorf("bad request: %w", err))
-				return
-			}
-			if !loadBusy {
-				loadBusy, loadID, load = true, ev.id, new(loadBatch)
-			}
-			if loadErr == nil {
-				loadErr = load.add(chunk, c.s.cfg.MaxLoad)
-			}
-			if flags&wire.LoadFinal == 0 {
-				continue
-			}
-			ev.load, ev.err = load, loadErr
-			if loadErr != nil {
-				ev.load = nil
-			}
-			load, loadErr, loadBusy = nil, nil, false
+			continue
 		default:
 			// A well-formed frame with a kind this rtmd does not know:
 			// the loop answers with an error and the client stays.
@@ -371,6 +356,21 @@ func (c *conn) read() {
 			return
 		}
 	}
+}
+
+// permitted checks a request's kind against what the peer may do, on the
+// first frame of the request (the first chunk of a load), before anything
+// of it is staged.
+func (c *conn) permitted(kind byte) error {
+	switch {
+	case c.input == inTCP && (isMutation(kind) || kind == wire.KRegister):
+		return errors.New("permission denied: over TCP rtmd only serves subscriptions and queries")
+	case c.input == inTCP && kind == wire.KClients:
+		return errors.New("permission denied: the client list is not served over TCP")
+	case !c.mayChange && isMutation(kind):
+		return fmt.Errorf("permission denied: uid %d may not change the tables (root, uid %d%s may)", c.cred.Uid, os.Getuid(), c.s.groupText())
+	}
+	return nil
 }
 
 func (c *conn) send(ev event) bool {
@@ -415,6 +415,7 @@ func (c *conn) write() {
 				break
 			}
 			if c.input == inCompat {
+				c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Limits.WriteTimeout))
 				if err := c.writeCompat(&cst, items); err != nil {
 					return
 				}
@@ -438,6 +439,9 @@ func (c *conn) write() {
 				if err := c.flush(&bufs); err != nil {
 					return
 				}
+				// The whole snapshot gets one deadline: a peer that
+				// stops reading in the middle must not pin its view.
+				c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Limits.WriteTimeout))
 				if err := c.writeSnapshot(&rw, it); err != nil {
 					return
 				}
@@ -455,6 +459,7 @@ func (c *conn) flush(bufs *net.Buffers) error {
 		return nil
 	}
 	all := *bufs
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Limits.WriteTimeout))
 	_, err := bufs.WriteTo(c.nc)
 	clear(all)
 	*bufs = all[:0]
@@ -464,6 +469,9 @@ func (c *conn) flush(bufs *net.Buffers) error {
 	return err
 }
 
+// writeFailed drops a client whose write failed. One that did not read
+// within the write timeout is logged (rate-limited), and what it held, a
+// snapshot's view perhaps, is handed back to the OS.
 func (c *conn) writeFailed(err error) {
 	select {
 	case <-c.done:
@@ -471,6 +479,11 @@ func (c *conn) writeFailed(err error) {
 	default:
 	}
 	c.close()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.s.refusals.warn("write timeout", "dropping a client that did not read within the write timeout", "client", c, "timeout", c.s.cfg.Limits.WriteTimeout)
+		err = fmt.Errorf("did not read within %v (-write-timeout)", c.s.cfg.Limits.WriteTimeout)
+		c.s.freeMemorySoon()
+	}
 	c.gone(fmt.Errorf("write: %w", err))
 }
 

@@ -94,3 +94,122 @@ func (s *Server) load(b *loadBatch) int {
 	}
 	return n
 }
+
+// staging is a connection reader's load in progress: the chunks of one
+// request id and kind, staged until the final chunk, within the server's
+// budget for staged loads (Limits.StagedBytes).
+type staging struct {
+	id      uint32
+	kind    byte // wire.KLoad or wire.KMACLoad; 0 when no load is in progress
+	routes  *loadBatch
+	macs    []macValue
+	bytes   int64 // charged to Server.staged
+	refused bool  // the load was refused and answered: its later chunks are dropped
+}
+
+// macValueSize is what a staged MAC entry costs, for the budget.
+const macValueSize = 32
+
+// chunk takes one chunk of a load, after the request's id and kind. It
+// reports whether ev goes to the loop now: the whole load with its final
+// chunk, or, at once, a refusal (permission, a bad route, the budget), after
+// which the load's remaining chunks are read and dropped. An error is a
+// protocol error that ends the connection.
+func (st *staging) chunk(s *Server, ev *evRequest, d *wire.Decoder) (send bool, err error) {
+	flags := d.U8("flags")
+	if err := d.Err(); err != nil {
+		return false, fmt.Errorf("bad request: %w", err)
+	}
+	if st.kind != 0 && (ev.id != st.id || ev.kind != st.kind) {
+		return false, fmt.Errorf("protocol error: load %d (kind %d) started before load %d (kind %d) ended", ev.id, ev.kind, st.id, st.kind)
+	}
+	final := flags&wire.LoadFinal != 0
+	if st.kind == 0 {
+		st.id, st.kind = ev.id, ev.kind
+	}
+	switch {
+	case st.refused:
+		send = false
+	case ev.err != nil: // refused on its first frame by permitted
+		send = true
+	default:
+		if ev.err = st.add(s, ev.kind, d); ev.err != nil {
+			send = true
+			break
+		}
+		if final {
+			ev.load, ev.macs, ev.staged = st.routes, st.macs, st.bytes
+			st.bytes = 0 // the loop releases it
+			send = true
+		}
+	}
+	if ev.err != nil {
+		st.refused = true
+		st.release(s)
+	}
+	if final {
+		st.reset(s)
+	}
+	return send, nil
+}
+
+// add stages a chunk's entries.
+func (st *staging) add(s *Server, kind byte, d *wire.Decoder) error {
+	if kind == wire.KLoad {
+		chunk := d.Rest()
+		if err := st.charge(s, int64(len(chunk)+8*(len(chunk)/wire.MinRouteLen))); err != nil {
+			return err
+		}
+		if st.routes == nil {
+			st.routes = new(loadBatch)
+		}
+		return st.routes.add(chunk, s.cfg.MaxLoad)
+	}
+	// A MAC chunk is a count and that many (MAC, address) pairs, staged
+	// decoded: MAC loads are small.
+	n := d.U32("count")
+	if err := d.Err(); err != nil {
+		return fmt.Errorf("mac load: %w", err)
+	}
+	const minEntry = 6 + 1 + 4
+	if uint64(n) > uint64(d.Remaining()/minEntry) {
+		return fmt.Errorf("mac load: chunk of %d bytes cannot hold %d entries", d.Remaining(), n)
+	}
+	if len(st.macs)+int(n) > s.cfg.MaxLoad {
+		return fmt.Errorf("mac load: more than %d entries in one batch", s.cfg.MaxLoad)
+	}
+	if err := st.charge(s, int64(n)*macValueSize); err != nil {
+		return err
+	}
+	for i := uint32(0); i < n && d.Err() == nil; i++ {
+		m, ip := d.MACValue()
+		st.macs = append(st.macs, macValue{m, ip})
+	}
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("mac load: entry %d of the batch: %w", len(st.macs), err)
+	}
+	return nil
+}
+
+// charge takes n bytes of the server's staging budget for this load.
+func (st *staging) charge(s *Server, n int64) error {
+	if total := s.staged.Add(n); total > s.cfg.Limits.StagedBytes {
+		s.staged.Add(-n)
+		s.refusals.warn("staging budget", "load refused: staging budget used up", "staged_bytes", total-n, "limit", s.cfg.Limits.StagedBytes)
+		return fmt.Errorf("load refused: rtmd is staging %d bytes of loads, limit %d (-max-staged); retry later", total-n, s.cfg.Limits.StagedBytes)
+	}
+	st.bytes += n
+	return nil
+}
+
+// release gives back the budget and drops what is staged.
+func (st *staging) release(s *Server) {
+	s.staged.Add(-st.bytes)
+	st.bytes, st.routes, st.macs = 0, nil, nil
+}
+
+// reset ends the load in progress, releasing what it still holds.
+func (st *staging) reset(s *Server) {
+	st.release(s)
+	*st = staging{}
+}

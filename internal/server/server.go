@@ -48,6 +48,7 @@ type Config struct {
 	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket)
 	Listen  string       // a TCP address for read-only subscribers; "" for none
 	Compat  string       // a Unix socket path for classic fixed-record clients; "" for none
+	Limits  Limits       // what peers can make rtmd hold; zero fields take the defaults
 	Version string       // reported to clients
 	Log     *slog.Logger // nil means slog.Default()
 }
@@ -86,6 +87,12 @@ type Server struct {
 	started  time.Time
 	inputs   [nInputs]counter // owned by the loop
 
+	// Bounds on what peers make rtmd hold (Config.Limits).
+	unixConns, tcpConns, compatConns *connLimit
+	staged                           atomic.Int64 // bytes of loads staged by readers, not yet applied
+	refusals                         *refusalLog
+	lastFree                         atomic.Int64 // unix nanoseconds of the last freeMemorySoon
+
 	nextID   atomic.Uint64 // connection ids, for logs
 	groupID  int64         // -1 without Config.Group
 	flushing bool          // a flush this turn: signal the registered clients after publishing
@@ -114,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MACCap <= 0 {
 		cfg.MACCap = DefaultMACCap
 	}
+	cfg.Limits.setDefaults()
 	ln, err := listen(cfg.Socket, cfg.Log)
 	if err != nil {
 		return nil, err
@@ -147,7 +155,12 @@ func New(cfg Config) (*Server, error) {
 		events:   make(chan event, 1024),
 		stopping: make(chan struct{}),
 		clients:  make(map[*conn]struct{}),
+		refusals: newRefusalLog(cfg.Log),
 	}
+	lim := cfg.Limits
+	s.unixConns = newConnLimit(lim.Conns, lim.ConnsPerUID, "-max-conns", "-max-conns-per-uid")
+	s.tcpConns = newConnLimit(lim.TCPConns, lim.TCPConnsPerAddr, "-max-tcp-conns", "-max-tcp-conns-per-addr")
+	s.compatConns = newConnLimit(lim.CompatConns, lim.CompatConns, "-max-compat-conns", "-max-compat-conns")
 	fail := func(err error) (*Server, error) {
 		s.cleanup()
 		return nil, err
@@ -232,12 +245,12 @@ func (s *Server) Addr() string { return s.cfg.Socket }
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("rtmd listening", "socket", s.cfg.Socket, "version", s.cfg.Version, "protocol", wire.Version, "shm", s.macs.seg.Name)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.accept(s.ln, "unix") })
+	wg.Go(func() { s.accept(s.ln, "unix", s.unixConns) })
 	if s.tcp != nil {
-		wg.Go(func() { s.accept(s.tcp, "tcp") })
+		wg.Go(func() { s.accept(s.tcp, "tcp", s.tcpConns) })
 	}
 	if s.compatLn != nil {
-		wg.Go(func() { s.accept(s.compatLn, "compat") })
+		wg.Go(func() { s.accept(s.compatLn, "compat", s.compatConns) })
 	}
 	queueDone := make(chan struct{})
 	go func() {
@@ -264,18 +277,27 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) accept(ln net.Listener, transport string) {
+// accept starts a connection for each peer the listener's limit admits.
+// A refused peer is told why, briefly, and closed; the refusal is logged
+// once per cause and interval, so a flood costs rtmd little.
+func (s *Server) accept(ln net.Listener, transport string, lim *connLimit) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Error("accept", "err", err)
+			s.refusals.warn("accept", "accept failed; retrying in 100ms", "transport", transport, "err", err)
 			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
 		c := newConn(s, nc, transport)
+		if err := lim.acquire(c.peer); err != nil {
+			s.refusals.warn("connection limit", "connection refused", "transport", transport, "err", err)
+			c.refuse(err)
+			continue
+		}
+		c.limit = lim
 		if transport == "compat" {
 			go c.readCompat()
 			go c.write()
@@ -301,19 +323,20 @@ type (
 		err error
 	}
 	evRequest struct {
-		c     *conn // nil from the console
-		id    uint32
-		kind  byte
-		route route.Route
-		addr  netip.Addr
-		load  *loadBatch   // load: checked and staged by the reader
-		mac   mac.Addr     // the MAC requests
-		ip    netip.Addr   // MAC add, change, replace
-		pid   int32        // register
-		line  int          // queue: the line of the message
-		macs  []macValue   // MAC load
-		err   error        // the reader found the request bad; the loop replies with it
-		done  func(Result) // console: called on the loop; must not block
+		c      *conn // nil from the console
+		id     uint32
+		kind   byte
+		route  route.Route
+		addr   netip.Addr
+		load   *loadBatch   // load: checked and staged by the reader
+		staged int64        // bytes of Server.staged that load or macs hold; the loop releases them
+		mac    mac.Addr     // the MAC requests
+		ip     netip.Addr   // MAC add, change, replace
+		pid    int32        // register
+		line   int          // queue: the line of the message
+		macs   []macValue   // MAC load
+		err    error        // the reader found the request bad; the loop replies with it
+		done   func(Result) // console: called on the loop; must not block
 	}
 	evResync struct{ c *conn } // the writer is idle and the client needs a new snapshot
 	evView   struct{ done func(*route.View, uint64) }
@@ -393,7 +416,6 @@ func (s *Server) handle(ev event) {
 		s.queueMessage(ev)
 	case evCompat:
 		s.clients[ev.c] = struct{}{}
-		ev.c.subscribed = true
 		s.snapshot(ev.c, wire.ReasonNew)
 	}
 }
@@ -415,6 +437,9 @@ func (s *Server) request(r evRequest) {
 	} else {
 		s.inputs[in].accepted++
 	}
+	if r.staged > 0 {
+		s.staged.Add(-r.staged)
+	}
 	if r.kind == wire.KSubscribe && res.Err == nil {
 		return // the snapshot is the answer
 	}
@@ -422,14 +447,8 @@ func (s *Server) request(r evRequest) {
 }
 
 func (s *Server) apply(r evRequest, res *Result) {
-	if r.c != nil && r.c.input == inTCP && (isMutation(r.kind) || r.kind == wire.KRegister) {
-		res.Err = errors.New("permission denied: over TCP rtmd only serves subscriptions and queries")
-		return
-	}
-	if r.c != nil && !r.c.mayChange && isMutation(r.kind) {
-		res.Err = fmt.Errorf("permission denied: uid %d may not change the tables (root, uid %d%s may)", r.c.cred.Uid, os.Getuid(), s.groupText())
-		return
-	}
+	// A connection's reader has checked its permissions (conn.permitted);
+	// the queue's are its mode, and the console is rtmd's operator.
 	switch r.kind {
 	case wire.KFlush:
 		s.flush()
@@ -438,7 +457,7 @@ func (s *Server) apply(r evRequest, res *Result) {
 	case wire.KClients:
 		res.Text = s.clientsJSON()
 	case wire.KStatus:
-		res.Text = s.statusJSON()
+		res.Text = s.statusJSON(r.c != nil && r.c.input == inTCP)
 	case wire.KAdd, wire.KChange, wire.KReplace:
 		res.Err = s.set(r.kind, r.route)
 	case wire.KDel:
@@ -449,8 +468,8 @@ func (s *Server) apply(r evRequest, res *Result) {
 		s.log.Debug("load applied", "changes", res.Changes, "seq", s.seq, "took", time.Since(start))
 		if r.load.n >= 100_000 {
 			// The staged batch is garbage now; give its pages back rather
-			// than keep a big load's peak as rtmd's size. Off the loop.
-			go debug.FreeOSMemory()
+			// than keep a big load's peak as rtmd's size.
+			s.freeMemorySoon()
 		}
 	case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
 		res.Err = s.setMAC(r.kind, r.mac, r.ip)
@@ -476,7 +495,6 @@ func (s *Server) apply(r evRequest, res *Result) {
 			res.Err = errors.New("already subscribed")
 			break
 		}
-		r.c.subscribed = true
 		s.snapshot(r.c, wire.ReasonNew)
 	default:
 		res.Err = fmt.Errorf("unknown request kind %d", r.kind)
@@ -568,9 +586,13 @@ func (s *Server) setMAC(kind byte, m mac.Addr, ip netip.Addr) error {
 }
 
 // snapshot queues a consistent snapshot at the current sequence for c,
-// after every change already published.
+// after every change already published, and subscribes c from then on.
+// The turn's changes so far are published first, while a new subscriber
+// is not yet subscribed: they are in its snapshot, and its stream must
+// begin with SnapBegin.
 func (s *Server) snapshot(c *conn, reason byte) {
 	s.publish()
+	c.subscribed = true
 	c.enqueueSnapshot(s.table.Freeze(), s.macs.freeze(), s.seq, reason)
 }
 
@@ -596,6 +618,18 @@ func (s *Server) publish() {
 		s.flushing = false
 		s.signalFlush()
 	}
+}
+
+// freeMemorySoon returns freed memory to the OS, off the loop and at most
+// once a second: after a big load, or after dropping a client that held a
+// snapshot's view of an older table.
+func (s *Server) freeMemorySoon() {
+	now := time.Now().UnixNano()
+	last := s.lastFree.Load()
+	if now-last < int64(time.Second) || !s.lastFree.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
 }
 
 // Exec runs a request for the console and waits for its result.

@@ -114,6 +114,9 @@ func (d *Decoder) String(field string) string {
 // Offset returns how many bytes have been read.
 func (d *Decoder) Offset() int { return d.off }
 
+// Remaining returns how many bytes are left to decode.
+func (d *Decoder) Remaining() int { return len(d.b) - d.off }
+
 // Rest returns the bytes not read yet.
 func (d *Decoder) Rest() []byte {
 	if d.err != nil {

@@ -203,9 +203,23 @@ type Reader struct {
 	buf []byte
 }
 
-// NewReader returns a Reader on r.
-func NewReader(r io.Reader) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 256<<10)}
+// DefaultReadBuffer is the read buffer of NewReader, sized for a client that
+// receives a stream of large frames.
+const DefaultReadBuffer = 256 << 10
+
+// keepPayload is the largest payload buffer a Reader keeps between frames;
+// a larger one, made for one large frame, is released at the next read.
+const keepPayload = 128 << 10
+
+// NewReader returns a Reader on r with a DefaultReadBuffer buffer.
+func NewReader(r io.Reader) *Reader { return NewReaderSize(r, DefaultReadBuffer) }
+
+// NewReaderSize returns a Reader on r with a read buffer of size bytes. A
+// server with many mostly idle peers uses a small one: a frame longer than
+// the buffer is read straight into its payload buffer, which is released
+// after the next frame if it is large.
+func NewReaderSize(r io.Reader, size int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, size)}
 }
 
 // Buffered returns how many bytes have been read from the stream but not
@@ -217,6 +231,9 @@ var ErrFrameTooLarge = errors.New("frame too large")
 
 // ReadFrame returns the next frame. The payload is valid until the next call.
 func (r *Reader) ReadFrame() (typ byte, payload []byte, err error) {
+	if cap(r.buf) > keepPayload {
+		r.buf = nil // the last frame was large; do not hold its buffer while idle
+	}
 	var h [HeaderLen]byte
 	if _, err := io.ReadFull(r.r, h[:]); err != nil {
 		return 0, nil, err
@@ -236,6 +253,20 @@ func (r *Reader) ReadFrame() (typ byte, payload []byte, err error) {
 		return 0, nil, fmt.Errorf("truncated frame (type %d, %d bytes): %w", h[4], n, err)
 	}
 	return h[4], payload, nil
+}
+
+// NextFrame splits the first whole frame off b, for a buffer of encoded
+// frames held in memory. ok is false when b holds no whole frame.
+func NextFrame(b []byte) (typ byte, payload, rest []byte, ok bool) {
+	if len(b) < HeaderLen {
+		return 0, nil, b, false
+	}
+	n := binary.LittleEndian.Uint32(b)
+	if uint64(len(b)-HeaderLen) < uint64(n) {
+		return 0, nil, b, false
+	}
+	end := HeaderLen + int(n)
+	return b[4], b[HeaderLen:end], b[end:], true
 }
 
 // Status is the reply to KStatus, as JSON.

@@ -1,0 +1,519 @@
+package itest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+// peer is a raw protocol connection to rtmd, past the handshake.
+type peer struct {
+	t  *testing.T
+	nc net.Conn
+	r  *wire.Reader
+}
+
+func dialPeer(t *testing.T, network, addr string) *peer {
+	t.Helper()
+	nc, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	p := &peer{t: t, nc: nc, r: wire.NewReader(nc)}
+	p.send(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: "raw peer"}))
+	if typ, body := p.frame(); typ != wire.TWelcome {
+		t.Fatalf("first frame from rtmd: type %d %q, want Welcome", typ, body)
+	}
+	return p
+}
+
+func (p *peer) send(b []byte) {
+	p.t.Helper()
+	p.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := p.nc.Write(b); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// frame reads the next frame; it fails the test on an error.
+func (p *peer) frame() (byte, []byte) {
+	p.t.Helper()
+	typ, body, err := p.next()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return typ, body
+}
+
+func (p *peer) next() (byte, []byte, error) {
+	p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	typ, body, err := p.r.ReadFrame()
+	return typ, bytes.Clone(body), err
+}
+
+// reply reads frames up to the reply to id and returns its status and body.
+func (p *peer) reply(id uint32) (byte, string) {
+	p.t.Helper()
+	for {
+		typ, body := p.frame()
+		switch {
+		case typ == wire.TError:
+			p.t.Fatalf("rtmd closed the connection: %q", body)
+		case typ == wire.TReply && binary.LittleEndian.Uint32(body) == id:
+			return body[4], string(body[5:])
+		}
+	}
+}
+
+// loadChunk is a route-load (or MAC-load) request chunk.
+func loadChunk(id uint32, kind byte, final bool, body []byte) []byte {
+	flags := byte(0)
+	if final {
+		flags = wire.LoadFinal
+	}
+	return wire.AppendRequest(nil, id, kind, append([]byte{flags}, body...))
+}
+
+// routeChunk encodes n routes 10.x.y.0/24 as a load chunk's body.
+func routeChunk(n int, gw string) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, uint32(n))
+	for i := range n {
+		r := client.Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24),
+			NextHop: client.NextHop{Gateway: netip.MustParseAddr(gw), Dev: "eth0"}}
+		b = wire.AppendRoute(b, r)
+	}
+	return b
+}
+
+func status(t *testing.T, d *daemon) client.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := d.dial()
+	defer c.Close()
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, d.stderr)
+	}
+	return st
+}
+
+// TestInterleavedLoadKinds: a MAC-load chunk and then a route-load chunk
+// under the same request id once crashed rtmd. Now the connection is
+// dropped with a protocol error and rtmd serves on, its table unchanged.
+func TestInterleavedLoadKinds(t *testing.T) {
+	d := startRtmd(t)
+	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+	before, seq := d.table()
+	for _, order := range [][2]byte{{wire.KMACLoad, wire.KLoad}, {wire.KLoad, wire.KMACLoad}} {
+		p := dialPeer(t, "unix", d.socket)
+		first := binary.LittleEndian.AppendUint32(nil, 0) // an empty chunk of either kind
+		if order[0] == wire.KLoad {
+			first = routeChunk(1, "10.1.1.9")
+		}
+		p.send(loadChunk(7, order[0], false, first))
+		p.send(loadChunk(7, order[1], true, routeChunk(1, "10.1.1.9")))
+		typ, body := p.frame()
+		if typ != wire.TError || !strings.Contains(string(body), "started before load 7") {
+			t.Errorf("kinds %v: got frame %d %q, want a protocol error", order, typ, body)
+		}
+	}
+	after, seq2 := d.table()
+	if seq2 != seq || strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("table changed: %v at %d, want %v at %d", after, seq2, before, seq)
+	}
+}
+
+// TestSubscribeInSameTurn pipelines a change and a subscription, so that
+// they land in one turn of rtmd's loop: the stream must still begin with
+// SnapBegin, and the changes after Synced must follow the snapshot's
+// sequence number without a gap.
+func TestSubscribeInSameTurn(t *testing.T) {
+	d := startRtmd(t)
+	for i := range 20 {
+		p := dialPeer(t, "unix", d.socket)
+		r := client.Route{Dst: netip.MustParsePrefix("10.0.0.0/8"), NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{10, 1, 1, byte(i)}), Dev: "eth0"}}
+		// One write: the replace, the subscription, another replace.
+		var b []byte
+		b = append(b, wire.AppendRequest(nil, 1, wire.KReplace, wire.AppendRoute(nil, r))...)
+		b = append(b, wire.AppendRequest(nil, 0, wire.KSubscribe, nil)...)
+		r.NextHop.Dev = "eth1"
+		b = append(b, wire.AppendRequest(nil, 2, wire.KReplace, wire.AppendRoute(nil, r))...)
+		p.send(b)
+		var (
+			begun, synced bool
+			snap, last    uint64
+			replies       int
+		)
+		var dec wire.Decoder
+		for !synced || replies < 2 || last == 0 {
+			typ, body := p.frame()
+			switch typ {
+			case wire.TReply:
+				replies++
+			case wire.TSnapBegin:
+				if begun {
+					t.Fatalf("round %d: a second SnapBegin", i)
+				}
+				begun = true
+				snap = binary.LittleEndian.Uint64(body)
+			case wire.TSynced:
+				synced = true
+			case wire.TChanges:
+				if !synced {
+					t.Fatalf("round %d: Changes before the snapshot is complete (begun %v)", i, begun)
+				}
+				if err := dec.Changes(body, func(c wire.Change) {
+					if want := max(snap, last) + 1; c.Seq != want {
+						t.Errorf("round %d: change %d after the snapshot at %d, last %d; want %d", i, c.Seq, snap, last, want)
+					}
+					last = c.Seq
+				}); err != nil {
+					t.Fatal(err)
+				}
+			case wire.TSnapshot, wire.TMACSeg, wire.TSnapMACs:
+				if !begun {
+					t.Fatalf("round %d: frame type %d before SnapBegin", i, typ)
+				}
+			default:
+				t.Fatalf("round %d: unexpected frame %d %q", i, typ, body)
+			}
+			if synced && replies == 2 && last == 0 && snap >= 2*uint64(i)+2 {
+				break // both replaces were in the snapshot
+			}
+		}
+		p.nc.Close()
+	}
+}
+
+// TestRegisterExitedPid: a process connects and hands its connection to a
+// child, then exits; the child registers its parent's pid, which a new
+// process could have by now. rtmd must refuse: it signals only the process
+// that connected (SO_PEERPIDFD), and that one is gone.
+func TestRegisterExitedPid(t *testing.T) {
+	d := startRtmd(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer goW.Close()
+	parent := execHelper("pidparent", d.socket)
+	parent.Stdout, parent.Stdin, parent.Stderr = pw, goR, os.Stderr
+	if err := parent.Run(); err != nil {
+		t.Fatalf("parent: %v", err)
+	}
+	pw.Close()
+	goR.Close()
+	// The parent has exited; its child holds the connection.
+	out := bufio_lines(pr)
+	parentPid := <-out
+	fmt.Fprintln(goW, "register")
+	got := <-out
+	if !strings.Contains(got, "has exited") {
+		t.Errorf("child registering its exited parent %s: %q, want a refusal saying the process has exited", parentPid, got)
+	}
+}
+
+// bufio_lines sends the lines read from r, then "EOF".
+func bufio_lines(r io.Reader) <-chan string {
+	ch := make(chan string, 16)
+	go func() {
+		b := make([]byte, 0, 256)
+		buf := make([]byte, 1)
+		for {
+			if _, err := r.Read(buf); err != nil {
+				ch <- "EOF"
+				close(ch)
+				return
+			}
+			if buf[0] == '\n' {
+				ch <- string(b)
+				b = b[:0]
+				continue
+			}
+			b = append(b, buf[0])
+		}
+	}()
+	return ch
+}
+
+// pidParentMain connects to rtmd, starts a child that inherits the
+// connection, prints its own pid and exits.
+func pidParentMain() {
+	nc, err := net.Dial("unix", os.Getenv("RTM_SOCKET"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: "parent"}))
+	f, err := nc.(*net.UnixConn).File()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "RTM_ITEST_HELPER=pidchild", "RTM_PARENT_PID="+strconv.Itoa(os.Getpid()))
+	child.Stdin, child.Stdout, child.Stderr = os.Stdin, os.Stdout, os.Stderr
+	child.ExtraFiles = []*os.File{f}
+	if err := child.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(os.Getpid())
+}
+
+// pidChildMain waits for a line on stdin (sent once its parent has
+// exited), registers the parent's pid on the inherited connection and
+// prints rtmd's answer.
+func pidChildMain() {
+	nc, err := net.FileConn(os.NewFile(3, "rtmd"))
+	if err != nil {
+		fmt.Println("fileconn:", err)
+		return
+	}
+	var line [64]byte
+	os.Stdin.Read(line[:])
+	pid, _ := strconv.Atoi(os.Getenv("RTM_PARENT_PID"))
+	nc.Write(wire.AppendRequest(nil, 5, wire.KRegister, binary.LittleEndian.AppendUint32(nil, uint32(pid))))
+	r := wire.NewReader(nc)
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		typ, p, err := r.ReadFrame()
+		if err != nil {
+			fmt.Println("read:", err)
+			return
+		}
+		if typ == wire.TReply {
+			if p[4] == wire.StatusOK {
+				fmt.Println("registered")
+			} else {
+				fmt.Println("refused:", strings.ReplaceAll(string(p[7:]), "\n", " "))
+			}
+			return
+		}
+	}
+}
+
+// TestConnectionFlood holds 2,000 TCP connections against a limit of 100
+// and a few Unix ones against the per-uid limit: those past a limit are
+// refused at once with a reason, and a local `rtm route add` still works
+// while the TCP connections are held.
+func TestConnectionFlood(t *testing.T) {
+	d := startRtmd(t, "-listen", "127.0.0.1:0", "-max-tcp-conns", "100", "-max-tcp-conns-per-addr", "1000")
+	addr := status(t, d).TCP
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	refused := 0
+	for i := range 2000 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		held = append(held, c)
+		if i < 100 {
+			continue
+		}
+		// Past the limit: an error frame and the end of the connection.
+		if i%100 == 0 {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			typ, p, err := wire.NewReader(c).ReadFrame()
+			if err != nil || typ != wire.TError || !strings.Contains(string(p), "-max-tcp-conns") {
+				t.Errorf("connection %d past the limit: frame %d %q, %v; want a refusal naming -max-tcp-conns", i, typ, p, err)
+			}
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("checked no refused connection")
+	}
+	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+	if out := d.mustRtm("route", "show"); !strings.Contains(out, "10.0.0.0/8") {
+		t.Errorf("route show = %q", out)
+	}
+	if n := strings.Count(d.stderr.String(), "connection refused"); n > 3 {
+		t.Errorf("%d log lines for refused connections; want them rate-limited", n)
+	}
+}
+
+// TestConnsPerUID: past -max-conns-per-uid, a Unix peer is refused with a
+// reason; when one closes, a new one is admitted.
+func TestConnsPerUID(t *testing.T) {
+	d := startRtmd(t, "-max-conns-per-uid", "4")
+	var held []*peer
+	for range 4 {
+		held = append(held, dialPeer(t, "unix", d.socket))
+	}
+	_, err := client.Dial(context.Background(), d.socket)
+	if err == nil || !strings.Contains(err.Error(), "-max-conns-per-uid") {
+		t.Fatalf("fifth connection: %v; want a refusal naming -max-conns-per-uid", err)
+	}
+	held[0].nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := client.Dial(context.Background(), d.socket)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after one closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLoadOverTCPRefusedAtFirstChunk: a TCP peer's load is answered with a
+// refusal at its first chunk, before a final chunk, and nothing is staged.
+func TestLoadOverTCPRefusedAtFirstChunk(t *testing.T) {
+	d := startRtmd(t, "-listen", "127.0.0.1:0")
+	p := dialPeer(t, "tcp", status(t, d).TCP)
+	for _, kind := range []byte{wire.KLoad, wire.KMACLoad} {
+		p.send(loadChunk(uint32(kind), kind, false, routeChunk(1000, "10.1.1.1")))
+		st, msg := p.reply(uint32(kind))
+		if st != wire.StatusError || !strings.Contains(msg, "permission denied") {
+			t.Errorf("kind %d: reply %d %q, want permission denied", kind, st, msg)
+		}
+		// The rest of the refused load is dropped, and the peer may go on.
+		p.send(loadChunk(uint32(kind), kind, true, routeChunk(10, "10.1.1.1")))
+	}
+	p.send(wire.AppendRequest(nil, 99, wire.KGet, wire.AppendAddr(nil, netip.MustParseAddr("10.0.0.1"))))
+	if st, _ := p.reply(99); st != wire.StatusNotFound {
+		t.Errorf("get after the refused loads: status %d, want not found", st)
+	}
+	if st := status(t, d); st.Routes4 != 0 {
+		t.Errorf("%d routes after refused loads", st.Routes4)
+	}
+	// Nor does a TCP peer learn local pids, uids or names.
+	p.send(wire.AppendRequest(nil, 100, wire.KClients, nil))
+	if st, msg := p.reply(100); st != wire.StatusError {
+		t.Errorf("clients over TCP: status %d %q, want refused", st, msg)
+	}
+	p.send(wire.AppendRequest(nil, 101, wire.KStatus, nil))
+	if _, msg := p.reply(101); strings.Contains(msg, "rtm-") {
+		t.Errorf("status over TCP names local objects: %q", msg)
+	}
+}
+
+// TestStagingBudget: loads staged by connections together are bounded by
+// -max-staged; one past it is refused at once, and the budget comes back
+// when the staging connection goes.
+func TestStagingBudget(t *testing.T) {
+	d := startRtmd(t, "-max-staged", "100000")
+	a := dialPeer(t, "unix", d.socket)
+	a.send(loadChunk(1, wire.KLoad, false, routeChunk(3000, "10.1.1.1"))) // ~45 kB and its index
+	b := dialPeer(t, "unix", d.socket)
+	b.send(loadChunk(2, wire.KLoad, false, routeChunk(3000, "10.1.1.2")))
+	if st, msg := b.reply(2); st != wire.StatusError || !strings.Contains(msg, "-max-staged") {
+		t.Fatalf("second load: %d %q, want a refusal naming -max-staged", st, msg)
+	}
+	a.nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for id := uint32(10); ; id++ {
+		c := dialPeer(t, "unix", d.socket)
+		c.send(loadChunk(id, wire.KLoad, true, routeChunk(3000, "10.1.1.3")))
+		st, msg := c.reply(id)
+		c.nc.Close()
+		if st == wire.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("load after the stager left: %d %q", st, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := status(t, d); st.Routes4 != 3000 {
+		t.Errorf("%d routes, want 3000", st.Routes4)
+	}
+}
+
+// TestStalledSubscriberDropped: a subscriber that stops reading in the
+// middle of its snapshot, while the table changes under it, is dropped
+// within -write-timeout, and rtmd's memory comes back near where it was.
+func TestStalledSubscriberDropped(t *testing.T) {
+	d := startRtmd(t, "-write-timeout", "1s")
+	const n = 300_000
+	load := func(gw string) {
+		var sb strings.Builder
+		for i := range n {
+			fmt.Fprintf(&sb, "11.%d.%d.%d/32 via %s dev eth0\n", i>>16&255, i>>8&255, i&255, gw)
+		}
+		if _, errs, code := d.rtm(sb.String(), "route", "load", "-"); code != 0 {
+			t.Fatalf("route load: %s", errs)
+		}
+	}
+	load("10.1.1.1")
+	base := settledRSS(t, d)
+
+	p := dialPeer(t, "unix", d.socket)
+	p.send(wire.AppendRequest(nil, 0, wire.KSubscribe, nil))
+	// The peer reads nothing. Every route changes, so the snapshot's view
+	// of the old table and the changes queued behind it are rtmd's to hold
+	// until the deadline.
+	load("10.2.2.2")
+	peak := int(rss(d.cmd.Process.Pid))
+	start := time.Now()
+	for !strings.Contains(d.stderr.String(), "did not read within the write timeout") {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("the stalled subscriber was not dropped\n%s", d.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := d.mustRtm("clients")
+	if strings.Contains(out, "raw peer") {
+		t.Errorf("the dropped subscriber is still listed:\n%s", out)
+	}
+	after := settledRSS(t, d)
+	t.Logf("rtmd RSS: %d MB after the first load, %d MB with the stalled subscriber, %d MB after dropping it", base>>20, peak>>20, after>>20)
+	if after > base+base/4+8<<20 {
+		t.Errorf("rtmd RSS %d MB after the drop, want near its %d MB before the stalled subscriber", after>>20, base>>20)
+	}
+}
+
+// settledRSS returns rtmd's RSS once it has stopped falling: rtmd returns
+// a big load's memory to the OS in the background.
+func settledRSS(t *testing.T, d *daemon) int {
+	t.Helper()
+	last := int(rss(d.cmd.Process.Pid))
+	for range 50 {
+		time.Sleep(200 * time.Millisecond)
+		now := int(rss(d.cmd.Process.Pid))
+		if now >= last-(1<<20) {
+			return min(now, last)
+		}
+		last = now
+	}
+	return last
+}
+
+// TestSIGHUP: rtmd stops cleanly on SIGHUP, leaving nothing behind (the
+// harness checks the socket, the queue and the segments).
+func TestSIGHUP(t *testing.T) {
+	d := startRtmd(t)
+	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+	d.stopWith(syscall.SIGHUP)
+}
+

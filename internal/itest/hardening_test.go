@@ -516,4 +516,3 @@ func TestSIGHUP(t *testing.T) {
 	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
 	d.stopWith(syscall.SIGHUP)
 }
-

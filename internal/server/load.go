@@ -36,7 +36,10 @@ func (b *loadBatch) add(p []byte, max int) error {
 	d := &b.d
 	d.Reset(p)
 	n := int(d.U32("count"))
-	if d.Err() == nil && b.n+n > max {
+	if err := d.Err(); err != nil {
+		return fmt.Errorf("route load: %w", err)
+	}
+	if b.n+n > max {
 		return fmt.Errorf("route load: more than %d routes in one batch", max)
 	}
 	if n > len(p)/wire.MinRouteLen {

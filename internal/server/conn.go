@@ -300,9 +300,7 @@ func (c *conn) read() {
 		}
 		d.Reset(p)
 		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
-		if err := c.permitted(ev.kind); err != nil {
-			ev.err = err
-		}
+		ev.err = c.permitted(ev.kind)
 		switch ev.kind {
 		case wire.KAdd, wire.KChange, wire.KReplace:
 			ev.route = d.Route()

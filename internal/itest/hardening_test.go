@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/wire"
 )
@@ -515,4 +517,64 @@ func TestSIGHUP(t *testing.T) {
 	d := startRtmd(t)
 	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
 	d.stopWith(syscall.SIGHUP)
+}
+
+// TestConsoleOnlyInForeground: rtmd reads its console only when stdin is a
+// terminal whose foreground process group is rtmd's. Started in the
+// background (stdin a terminal it does not control), it leaves the terminal
+// alone instead of stopping on SIGTTIN.
+func TestConsoleOnlyInForeground(t *testing.T) {
+	for _, fg := range []bool{false, true} {
+		t.Run(fmt.Sprintf("foreground=%v", fg), func(t *testing.T) {
+			pty, tty := openPty(t)
+			d := startRtmdWith(t, func(cmd *exec.Cmd) {
+				cmd.Stdin = tty
+				if fg {
+					// A session of its own, with the terminal as its
+					// controlling terminal: rtmd is its foreground.
+					cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+				} else {
+					cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+				}
+			})
+			tty.Close()
+			go io.Copy(io.Discard, pty) // what rtmd echoes, if anything
+			d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+			// rtmd decides before it serves; a started console prints its
+			// menu soon after.
+			started := false
+			for deadline := time.Now().Add(10 * time.Second); fg && !started && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+				started = strings.Contains(d.stdout.String(), "rtmd console")
+			}
+			started = strings.Contains(d.stdout.String(), "rtmd console")
+			if started != fg {
+				t.Errorf("console started = %v, want %v; stdout:\n%s", started, fg, d.stdout)
+			}
+			d.stop()
+		})
+	}
+}
+
+// openPty returns a new pseudo-terminal's master and slave.
+func openPty(t *testing.T) (pty, tty *os.File) {
+	t.Helper()
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pty.Close() })
+	fd := int(pty.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(os.NewSyscallError("TIOCSPTLCK", err))
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(os.NewSyscallError("TIOCGPTN", err))
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pty, tty
 }

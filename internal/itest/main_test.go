@@ -111,12 +111,24 @@ func (l *lockedBuffer) String() string {
 // socket file behind.
 func startRtmd(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startRtmdWith(t, nil, args...)
+}
+
+// startRtmdWith is startRtmd with setup called on the command before it
+// starts; if setup sets its Stdin, d.stdin is nil.
+func startRtmdWith(t *testing.T, setup func(*exec.Cmd), args ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, socket: filepath.Join(shortDir(t), "rtm.sock"), stdout: new(lockedBuffer), stderr: new(lockedBuffer), done: make(chan error, 1)}
 	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", d.socket}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
-	var err error
-	if d.stdin, err = d.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
+	if setup != nil {
+		setup(d.cmd)
+	}
+	if d.cmd.Stdin == nil {
+		var err error
+		if d.stdin, err = d.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ type Config struct {
 	SHM     string       // base name of the MAC segment; "" means shm.DefaultName(Socket)
 	MACCap  int          // initial capacity of the MAC segment; 0 means DefaultMACCap
 	Group   string       // a group whose members may change the tables, besides root and rtmd's uid
-	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket)
+	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket); MQOff for none
 	Listen  string       // a TCP address for read-only subscribers; "" for none
 	Compat  string       // a Unix socket path for classic fixed-record clients; "" for none
 	Limits  Limits       // what peers can make rtmd hold; zero fields take the defaults
@@ -256,7 +256,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.compatLn != nil {
 		s.compatLn.Close()
 	}
-	s.queue.Close()
+	if s.queue != nil {
+		s.queue.Close()
+	}
 	wg.Wait()
 	<-queueDone
 	for c := range s.clients {

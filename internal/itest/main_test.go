@@ -111,8 +111,19 @@ func (l *lockedBuffer) String() string {
 // socket file behind.
 func startRtmd(t *testing.T, args ...string) *daemon {
 	t.Helper()
+	return startRtmdAfter(t, "", args...)
+}
+
+// startRtmdAfter is startRtmd with rtmd exec'd by bash after the shell
+// commands sh ("umask 002", "ulimit -q 1000"), which change rtmd's process
+// alone, unlike the test's own umask or limits.
+func startRtmdAfter(t *testing.T, sh string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, socket: filepath.Join(shortDir(t), "rtm.sock"), stdout: new(lockedBuffer), stderr: new(lockedBuffer), done: make(chan error, 1)}
 	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", d.socket}, args...)...)
+	if sh != "" {
+		d.cmd = exec.Command("bash", append([]string{"-c", sh + ` && exec "$0" "$@"`, d.cmd.Path}, d.cmd.Args[1:]...)...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
 	var err error
 	if d.stdin, err = d.cmd.StdinPipe(); err != nil {

@@ -43,6 +43,8 @@ func (s *Server) openQueue() (*mq.Queue, error) {
 	}
 	if err := mq.Unlink(name); err == nil {
 		s.log.Info("removed stale message queue", "name", name)
+	} else if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("%w: another user's queue has rtmd's name; rtmd -mq /OTHER or -mq off", err)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}

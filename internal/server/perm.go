@@ -60,7 +60,9 @@ func fileGroup(groupID int64) int {
 // while its mode is still what the umask made it. The link fails if path
 // exists: of two rtmds started at once on one path, one gets an error.
 //
-// Closing the listener does not remove path; the caller does.
+// The listener's address (getsockname, ss -xl) stays the temporary name,
+// which is gone. Closing the listener does not remove path; the caller
+// does.
 func bindUnix(path string, gid int) (*net.UnixListener, error) {
 	tmp, err := os.MkdirTemp(filepath.Dir(path), ".rtmd-")
 	if err != nil {

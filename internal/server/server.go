@@ -42,7 +42,7 @@ type Config struct {
 	MaxLoad int          // routes in one load; 0 means DefaultMaxLoad
 	SHM     string       // base name of the MAC segment; "" means shm.DefaultName(Socket)
 	MACCap  int          // initial capacity of the MAC segment; 0 means DefaultMACCap
-	Group   string       // a group whose members may change the tables, besides root and rtmd's uid
+	Group   string       // a group (name or gid) whose members may connect and change the tables, besides root and rtmd's uid
 	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket); MQOff for none
 	Listen  string       // a TCP address for read-only subscribers; "" for none
 	Compat  string       // a Unix socket path for classic fixed-record clients; "" for none

@@ -139,7 +139,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	cmd.JSON = cmd.JSON || e.json
 	if e.via == "mq" {
-		return e.sendQueue(cmd, args)
+		return e.sendQueue(ctx, cmd, args)
 	}
 	switch cmd.Verb {
 	case command.Help:
@@ -223,7 +223,7 @@ func (e *env) dial(ctx context.Context) (*client.Conn, error) {
 
 // sendQueue sends a change through rtmd's message queue, as one message of
 // one line, and returns once it is queued.
-func (e *env) sendQueue(cmd command.Command, words []string) error {
+func (e *env) sendQueue(ctx context.Context, cmd command.Command, words []string) error {
 	if !cmd.Verb.IsMutation() || cmd.Verb == command.RouteLoad || cmd.Verb == command.MACLoad {
 		return usageError{fmt.Errorf("--via mq: %v cannot go through the queue (route and mac add, change, replace, del, and flush can)", cmd.Verb)}
 	}
@@ -232,12 +232,33 @@ func (e *env) sendQueue(cmd command.Command, words []string) error {
 		name = "/" + shm.DefaultName(e.socket)
 	}
 	q, err := mq.Open(name, os.O_WRONLY, 0, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return e.noQueue(ctx, name, err)
+	}
 	if err != nil {
-		return fmt.Errorf("%w (is rtmd running, with this socket or -mq name?)", err)
+		return err
 	}
 	defer q.Close()
 	q.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	return q.Send([]byte(strings.Join(words, " ")), 0)
+}
+
+// noQueue explains a missing queue: rtmd runs without one (-mq off) or
+// under another name, or is not running on this socket.
+func (e *env) noQueue(ctx context.Context, name string, err error) error {
+	c, derr := e.dial(ctx)
+	if derr != nil {
+		return fmt.Errorf("%w (is rtmd running, with this socket or -mq name? %v)", err, derr)
+	}
+	defer c.Close()
+	st, serr := c.Status(ctx)
+	switch {
+	case serr != nil:
+		return fmt.Errorf("%w (status of rtmd at %s: %v)", err, e.socket, serr)
+	case st.Queue == "":
+		return fmt.Errorf("--via mq: rtmd at %s runs without a message queue (rtmd -mq off); send the change over the socket: drop --via mq", e.socket)
+	}
+	return fmt.Errorf("%w (rtmd at %s reads the queue %s: pass --mq %s)", err, e.socket, st.Queue, st.Queue)
 }
 
 func printClients(w io.Writer, list []client.ClientInfo, asJSON bool) {

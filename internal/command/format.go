@@ -94,7 +94,11 @@ func PrintStatus(w io.Writer, st wire.Status, asJSON bool) {
 		c := st.Inputs[in]
 		fmt.Fprintf(w, "%-8s %d accepted, %d rejected\n", in+":", c.Accepted, c.Rejected)
 	}
-	fmt.Fprintf(w, "queue %s, shared memory %s", st.Queue, st.SHM)
+	queue := st.Queue
+	if queue == "" && st.SHM != "" { // a TCP peer is told neither
+		queue = "none"
+	}
+	fmt.Fprintf(w, "queue %s, shared memory %s", queue, st.SHM)
 	if st.TCP != "" {
 		fmt.Fprintf(w, ", tcp %s", st.TCP)
 	}

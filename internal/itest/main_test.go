@@ -114,6 +114,21 @@ func startRtmd(t *testing.T, args ...string) *daemon {
 	return startRtmdWith(t, nil, args...)
 }
 
+// startRtmdAfter is startRtmd with rtmd exec'd by bash after the shell
+// commands sh ("umask 002", "ulimit -q 1000"), which change rtmd's process
+// alone, unlike the test's own umask or limits.
+func startRtmdAfter(t *testing.T, sh string, args ...string) *daemon {
+	t.Helper()
+	return startRtmdWith(t, func(cmd *exec.Cmd) {
+		bash, err := exec.LookPath("bash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Args = append([]string{"bash", "-c", sh + ` && exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path = bash
+	}, args...)
+}
+
 // startRtmdWith is startRtmd with setup called on the command before it
 // starts; if setup sets its Stdin, d.stdin is nil.
 func startRtmdWith(t *testing.T, setup func(*exec.Cmd), args ...string) *daemon {

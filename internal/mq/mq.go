@@ -32,6 +32,15 @@ type Attr struct {
 	_       [4]int64
 }
 
+// Bytes returns what a queue with these attributes counts against its
+// creator's RLIMIT_MSGQUEUE when it is created (ipc/mqueue.c: room for
+// MaxMsg messages of MsgSize bytes, and for the kernel's bookkeeping of
+// each, 48 bytes a message and 48 a priority on 64-bit Linux).
+func (a Attr) Bytes() int64 {
+	const msgHeader, treeNode = 48, 48
+	return a.MaxMsg*(a.MsgSize+msgHeader) + min(a.MaxMsg, 32768)*treeNode
+}
+
 // Limits are the system's limits for new queues, from /proc/sys/fs/mqueue.
 type Limits struct {
 	MsgMax     int64 // msg_max: the largest MaxMsg an unprivileged creator may ask for
@@ -121,6 +130,43 @@ func (q *Queue) Name() string { return q.name }
 
 // Attr returns the queue's attributes as they were when it was opened.
 func (q *Queue) Attr() Attr { return q.attr }
+
+// Stat returns the queue's mode, owner and group, as fstat(2) of its
+// descriptor reports them; the Sys value is a *syscall.Stat_t.
+func (q *Queue) Stat() (os.FileInfo, error) {
+	fi, err := q.f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("mq stat %q: %w", q.name, sysErr("fstat", err))
+	}
+	return fi, nil
+}
+
+// Chmod sets the queue's permission bits exactly, whatever the umask that
+// filtered the mode it was created with (fchmod(2) on its descriptor).
+func (q *Queue) Chmod(mode os.FileMode) error {
+	if err := q.f.Chmod(mode.Perm()); err != nil {
+		return fmt.Errorf("mq chmod %q to %#o: %w", q.name, mode.Perm(), sysErr("fchmod", err))
+	}
+	return nil
+}
+
+// Chown sets the queue's owner and group (fchown(2) on its descriptor); -1
+// leaves one as it is.
+func (q *Queue) Chown(uid, gid int) error {
+	if err := q.f.Chown(uid, gid); err != nil {
+		return fmt.Errorf("mq chown %q to %d:%d: %w", q.name, uid, gid, sysErr("fchown", err))
+	}
+	return nil
+}
+
+// sysErr names the system call in an error of an os.File method, rather
+// than the queue's name as a path, which the caller names already.
+func sysErr(call string, err error) error {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
+		return os.NewSyscallError(call, pe.Err)
+	}
+	return err
+}
 
 // SetReadDeadline sets the deadline for Receive; zero means none.
 func (q *Queue) SetReadDeadline(t time.Time) error { return q.f.SetReadDeadline(t) }

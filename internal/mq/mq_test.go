@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,5 +132,43 @@ func TestUnlink(t *testing.T) {
 	}
 	if _, err := mq.Open("no-slash", os.O_RDONLY, 0, nil); err == nil {
 		t.Error("Open accepted a name without a leading slash")
+	}
+}
+
+// TestModeOwner checks that Chmod sets the mode exactly, whatever the umask
+// left of the one the queue was created with, and that Chown and Stat see
+// the descriptor's inode.
+func TestModeOwner(t *testing.T) {
+	_, q := testQueue(t, &mq.Attr{MaxMsg: 2, MsgSize: 16})
+	if fi, err := q.Stat(); err != nil || fi.Mode().Perm()&^0o600 != 0 {
+		t.Fatalf("Stat of a new queue = %v, %v; want mode 0600 less the umask", fi, err)
+	}
+	gid := os.Getegid()
+	if os.Geteuid() == 0 {
+		gid = 4243 // root may give the queue any group, one with no name included
+	}
+	if err := q.Chown(-1, gid); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o620, 0o400, 0o660} {
+		if err := q.Chmod(mode); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := q.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != mode || int(st.Gid) != gid || int(st.Uid) != os.Geteuid() {
+			t.Errorf("after Chmod(%#o), Chown(-1, %d): mode %#o, owner %d:%d", mode, gid, fi.Mode().Perm(), st.Uid, st.Gid)
+		}
+	}
+}
+
+// TestBytes checks the RLIMIT_MSGQUEUE charge of the queue rtmd creates
+// against the figure docs/security.md gives.
+func TestBytes(t *testing.T) {
+	if got := (mq.Attr{MaxMsg: 8, MsgSize: 4096}).Bytes(); got != 33536 {
+		t.Errorf("Bytes of 8 x 4096 = %d, want 33536", got)
 	}
 }

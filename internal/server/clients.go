@@ -179,7 +179,10 @@ func (s *Server) statusJSON(remote bool) string {
 		Version: s.cfg.Version, Uptime: time.Since(s.started).Seconds(), Seq: s.seq,
 		Routes4: s.table.Len4(), Routes6: s.table.Len6(), MACs: len(s.macs.entries),
 		Clients: map[string]int{"unix": 0, "tcp": 0, "compat": 0}, Inputs: map[string]wire.Counter{},
-		Queue: s.cfg.MQ, SHM: s.macs.seg.Name,
+		SHM: s.macs.seg.Name,
+	}
+	if s.queue != nil {
+		st.Queue = s.queue.Name()
 	}
 	if s.tcp != nil {
 		st.TCP = s.tcp.Addr().String()

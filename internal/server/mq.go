@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rtm-project/rtm/internal/command"
 	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/wire"
@@ -15,29 +17,96 @@ import (
 // maxLine is the longest command line rtmd takes from the queue.
 const maxLine = 1024
 
+// MQOff as Config.MQ (rtmd -mq off) runs rtmd without a queue.
+const MQOff = "off"
+
+// The queue's attributes, at most; the system's limits may lower them.
+// A queue charges its creator's RLIMIT_MSGQUEUE for its whole capacity
+// (mq.Attr.Bytes: 33,536 bytes for these), and the default limit is
+// 819,200 bytes per uid, so one user can run some 24 rtmds. A message of
+// 4096 bytes holds several lines of up to maxLine; eight of them queue
+// while rtmd's loop is busy, and a sender waits for room beyond that.
+const (
+	queueMaxMsg  = 8
+	queueMsgSize = 4096
+)
+
 // openQueue replaces a stale queue of this name and creates rtmd's, with
-// attributes within the system's limits.
+// attributes within the system's limits, owned by rtmd's uid and the
+// group of -group (else rtmd's), mode queueGroupMode with -group and
+// queueMode without. It returns nil with Config.MQ MQOff.
 func (s *Server) openQueue() (*mq.Queue, error) {
 	name := s.cfg.MQ
+	if name == MQOff {
+		s.log.Info("no message queue (-mq off)")
+		return nil, nil
+	}
 	if err := mq.Unlink(name); err == nil {
 		s.log.Info("removed stale message queue", "name", name)
+	} else if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("%w: another user's queue has rtmd's name; rtmd -mq /OTHER or -mq off", err)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	l := mq.ReadLimits()
-	attr := mq.Attr{MaxMsg: min(l.MsgMax, 64), MsgSize: min(l.MsgSizeMax, 8192)}
-	q, err := mq.Open(name, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o620, &attr)
+	attr := mq.Attr{MaxMsg: min(l.MsgMax, queueMaxMsg), MsgSize: min(l.MsgSizeMax, queueMsgSize)}
+	// Created for rtmd's uid alone; the umask can only narrow that, and
+	// the mode is set exactly once the group is right.
+	q, err := mq.Open(name, os.O_RDONLY|os.O_CREATE|os.O_EXCL, queueMode, &attr)
 	if err != nil {
+		return nil, queueError(err, attr)
+	}
+	mode := queueMode
+	if s.groupID >= 0 {
+		mode = queueGroupMode
+	}
+	if err = q.Chown(-1, fileGroup(s.groupID)); err == nil {
+		err = q.Chmod(mode)
+	}
+	if err != nil {
+		q.Close()
+		mq.Unlink(name)
 		return nil, err
 	}
-	s.log.Info("message queue", "name", name, "maxmsg", q.Attr().MaxMsg, "msgsize", q.Attr().MsgSize,
+	s.log.Info("message queue", "name", name, "mode", fmt.Sprintf("%#o", mode), "gid", fileGroup(s.groupID),
+		"maxmsg", q.Attr().MaxMsg, "msgsize", q.Attr().MsgSize,
 		"limits", fmt.Sprintf("msg_max=%d msgsize_max=%d", l.MsgMax, l.MsgSizeMax))
 	return q, nil
+}
+
+// queueError explains why the system refused to create the queue, where
+// mq_open's own words mislead: EMFILE says "too many open files" when the
+// creator's queues would pass RLIMIT_MSGQUEUE.
+func queueError(err error, attr mq.Attr) error {
+	var why string
+	switch {
+	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENOMEM):
+		var rl unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_MSGQUEUE, &rl)
+		why = fmt.Sprintf("the queues of uid %d would pass RLIMIT_MSGQUEUE, %d bytes (this one takes %d; `ulimit -q` raises the limit)",
+			os.Geteuid(), rl.Cur, attr.Bytes())
+	case errors.Is(err, unix.ENOSPC):
+		why = fmt.Sprintf("the system has as many queues as /proc/sys/fs/mqueue/queues_max allows (%s)", readQueuesMax())
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %s; rtmd -mq off runs without the queue", err, why)
+}
+
+func readQueuesMax() string {
+	b, err := os.ReadFile("/proc/sys/fs/mqueue/queues_max")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // readQueue receives messages until the queue is closed and hands each to
 // the loop whole.
 func (s *Server) readQueue(q *mq.Queue) {
+	if q == nil {
+		return // -mq off
+	}
 	buf := make([]byte, q.Attr().MsgSize)
 	for {
 		n, _, err := q.Receive(buf)

@@ -19,10 +19,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,8 +42,8 @@ type Config struct {
 	MaxLoad int          // routes in one load; 0 means DefaultMaxLoad
 	SHM     string       // base name of the MAC segment; "" means shm.DefaultName(Socket)
 	MACCap  int          // initial capacity of the MAC segment; 0 means DefaultMACCap
-	Group   string       // a group whose members may change the tables, besides root and rtmd's uid
-	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket)
+	Group   string       // a group (name or gid) whose members may connect and change the tables, besides root and rtmd's uid
+	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket); MQOff for none
 	Listen  string       // a TCP address for read-only subscribers; "" for none
 	Compat  string       // a Unix socket path for classic fixed-record clients; "" for none
 	Limits  Limits       // what peers can make rtmd hold; zero fields take the defaults
@@ -122,26 +120,21 @@ func New(cfg Config) (*Server, error) {
 		cfg.MACCap = DefaultMACCap
 	}
 	cfg.Limits.setDefaults()
-	ln, err := listen(cfg.Socket, cfg.Log)
+	gid, err := lookupGroup(cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listen(cfg.Socket, fileGroup(gid), cfg.Log)
 	if err != nil {
 		return nil, err
 	}
 	// The socket is ours, so objects of this name are a dead rtmd's.
 	if stale, err := shm.RemoveStale(cfg.SHM); err != nil {
 		ln.Close()
+		os.Remove(cfg.Socket)
 		return nil, err
 	} else if len(stale) > 0 {
 		cfg.Log.Info("removed stale shared memory objects", "names", stale)
-	}
-	gid := int64(-1)
-	if cfg.Group != "" {
-		g, err := user.LookupGroup(cfg.Group)
-		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("-group: %w", err)
-		}
-		id, _ := strconv.ParseInt(g.Gid, 10, 64)
-		gid = id
 	}
 	if cfg.MQ == "" {
 		cfg.MQ = "/" + shm.DefaultName(cfg.Socket)
@@ -172,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	if cfg.Compat != "" {
-		if s.compatLn, err = listen(cfg.Compat, cfg.Log); err != nil {
+		if s.compatLn, err = listen(cfg.Compat, fileGroup(gid), cfg.Log); err != nil {
 			return fail(fmt.Errorf("-compat-socket: %w", err))
 		}
 		s.log.Info("compat listener for classic 72-byte record clients", "socket", cfg.Compat)
@@ -186,15 +179,17 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// cleanup closes and removes what New made: the socket file, the queue,
+// cleanup closes and removes what New made: the socket files, the queue,
 // the shared memory objects.
 func (s *Server) cleanup() {
-	s.ln.Close() // unlinks the socket file
+	s.ln.Close()
+	os.Remove(s.cfg.Socket)
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
 	if s.compatLn != nil {
 		s.compatLn.Close()
+		os.Remove(s.cfg.Compat)
 	}
 	if s.queue != nil {
 		s.queue.Close()
@@ -205,7 +200,10 @@ func (s *Server) cleanup() {
 	}
 }
 
-func listen(path string, log *slog.Logger) (*net.UnixListener, error) {
+// listen listens on a Unix socket at path, mode 0660, of rtmd's uid and
+// group gid (bindUnix), replacing a stale socket file there. Closing the
+// listener leaves the file; cleanup removes it.
+func listen(path string, gid int, log *slog.Logger) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("socket directory: %w", err)
 	}
@@ -226,15 +224,7 @@ func listen(path string, log *slog.Logger) (*net.UnixListener, error) {
 			return nil, fmt.Errorf("removing stale socket: %w", err)
 		}
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
+	return bindUnix(path, gid)
 }
 
 // Addr returns the socket path.
@@ -266,7 +256,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.compatLn != nil {
 		s.compatLn.Close()
 	}
-	s.queue.Close()
+	if s.queue != nil {
+		s.queue.Close()
+	}
 	wg.Wait()
 	<-queueDone
 	for c := range s.clients {

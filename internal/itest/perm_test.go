@@ -116,7 +116,7 @@ func TestQueueModeUmask(t *testing.T) {
 			uid: memberUID, gid: memberUID, groups: []uint32{testGroup}, mayChange: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := startRtmdAfter(t, "umask "+tc.umask, tc.args...)
+			d := startRtmdAfter(t, "umask "+tc.umask, append([]string{"-mq", ""}, tc.args...)...)
 			d.openToAll()
 			euid := uint32(os.Geteuid())
 			if mode, uid, gid := d.socketMode(); mode != 0o660 || uid != euid || gid != tc.group {
@@ -158,7 +158,7 @@ func TestQueueModeUmask(t *testing.T) {
 // connect and at mq_open (EACCES), and changes nothing.
 func TestGroupMember(t *testing.T) {
 	needRoot(t)
-	d := startRtmd(t, "-group", "4243")
+	d := startRtmd(t, "-mq", "", "-group", "4243")
 	d.openToAll()
 	member := func(args ...string) (string, error) {
 		return d.rtmAs(memberUID, memberUID, []uint32{testGroup}, args...)

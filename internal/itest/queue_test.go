@@ -58,7 +58,7 @@ func TestQueueFromC(t *testing.T) {
 	if out, err := exec.Command(gcc, "-O", "-o", bin, "testdata/mqsend.c", "-lrt").CombinedOutput(); err != nil {
 		t.Fatalf("gcc: %v\n%s", err, out)
 	}
-	d := startRtmd(t)
+	d := startRtmd(t, "-mq", "")
 	out, err := exec.Command(bin, queueName(d.socket),
 		"route add 10.0.0.0/8 via 10.1.1.1 dev eth0",
 		"route add 10.1.0.0/16 via 10.1.1.1 dev eth0\nroute add 10.2.0.0/33 via 10.1.1.1 dev eth0\nmac add 02:00:00:00:00:01 10.0.0.1",
@@ -94,7 +94,7 @@ func TestQueueFromC(t *testing.T) {
 // ends equal to rtmd, and the sequence numbers a TCP monitor sees rise by
 // one without a gap.
 func TestMultiSource(t *testing.T) {
-	d := startRtmd(t, "-console", "-listen", "127.0.0.1:0")
+	d := startRtmd(t, "-mq", "", "-console", "-listen", "127.0.0.1:0")
 	tcp := d.status().TCP
 	if tcp == "" {
 		t.Fatal("no TCP listener in status")

@@ -82,7 +82,7 @@ func startServer(f *testing.F) *testServer {
 	// must not kill it.
 	signal.Ignore(syscall.SIGUSR1)
 	s, err := server.New(server.Config{
-		Socket: filepath.Join(dir, "rtm.sock"), Listen: "127.0.0.1:0",
+		Socket: filepath.Join(dir, "rtm.sock"), Listen: "127.0.0.1:0", MQ: "off",
 		MaxLoad: 100_000, Limits: server.Limits{WriteTimeout: 5 * time.Second},
 		Log: slog.New(slog.DiscardHandler),
 	})

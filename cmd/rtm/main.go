@@ -27,7 +27,7 @@ const usage = `usage: rtm [global flags] COMMAND [ARGS]
 
 Global flags (before the command):
   -s, --socket PATH   rtmd's socket (default: $RTM_SOCKET, else /run/rtm/rtm.sock
-                      for root, else $XDG_RUNTIME_DIR/rtm.sock, else /tmp/rtm-UID.sock)
+                      if it exists, else $XDG_RUNTIME_DIR/rtm.sock)
   -j, --json          print JSON (same as -j after the command)
       --shm NAME      base name of rtmd's MAC segment, for "mac get" (default:
                       derived from the socket path, as rtmd derives it)
@@ -87,7 +87,7 @@ type env struct {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	e := env{socket: client.DefaultSocket(), stdin: stdin, stdout: bufio.NewWriterSize(stdout, 64<<10)}
+	e := env{stdin: stdin, stdout: bufio.NewWriterSize(stdout, 64<<10)}
 	defer e.stdout.Flush()
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		a := args[0]
@@ -138,6 +138,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return usageError{err}
 	}
 	cmd.JSON = cmd.JSON || e.json
+	if e.socket == "" && cmd.Verb != command.Help {
+		// --connect, and --via mq with --mq, need no socket.
+		if e.socket, err = client.DefaultSocket(); err != nil && e.connect == "" && (e.via != "mq" || e.mq == "") {
+			return err
+		}
+	}
 	if e.via == "mq" {
 		return e.sendQueue(cmd, args)
 	}

@@ -42,11 +42,43 @@ func (e *ServerError) Error() string { return "rtmd: " + e.Msg }
 var ErrNotFound = errors.New("no matching route")
 
 // Dialer connects to rtmd. The zero value is ready to use.
+//
+// On a Unix socket, Dial first asks the kernel which uid the process
+// listening on it runs as (SO_PEERCRED, as that process was when it called
+// listen), and sends nothing to a process that is neither root, nor this
+// process's effective uid, nor listed in TrustUIDs: such a socket may have
+// been planted by another user, who would see this client's requests and
+// make up rtmd's replies. A TCP peer cannot be checked this way; connect
+// over TCP only to an rtmd on a network you trust.
 type Dialer struct {
 	// Name identifies this client in rtmd's logs; the default is the
 	// program's name.
 	Name string
+	// TrustUIDs lists the uids, besides root and this process's effective
+	// uid, that the rtmd behind a Unix socket may run as. Dial refuses any
+	// other with an *UntrustedPeerError.
+	TrustUIDs []uint32
+	// Timeout, if positive, bounds connecting and the handshake, as well
+	// as ctx does.
+	Timeout time.Duration
 }
+
+// UntrustedPeerError is the error of Dial when the process behind a Unix
+// socket runs as a uid that the Dialer does not trust (see Dialer). Add UID
+// to Dialer.TrustUIDs to trust it.
+type UntrustedPeerError struct {
+	Address string // the socket's path
+	UID     uint32 // the uid the process listening on it runs as
+	PID     int32  // that process's pid, as the kernel reported it
+}
+
+func (e *UntrustedPeerError) Error() string {
+	return fmt.Sprintf("rtmd socket %s is served by uid %d (pid %d), not by root or uid %d: refused, as another user may have planted it; add %d to Dialer.TrustUIDs to trust it",
+		e.Address, e.UID, e.PID, os.Geteuid(), e.UID)
+}
+
+// noPeerUID is Conn.peerUID when the peer's uid is not known (TCP).
+const noPeerUID = ^uint32(0)
 
 // Dial connects to rtmd on the Unix socket at path.
 func Dial(ctx context.Context, path string) (*Conn, error) {
@@ -55,14 +87,26 @@ func Dial(ctx context.Context, path string) (*Conn, error) {
 }
 
 // Dial connects to rtmd and does the handshake. network is "unix" (or
-// "tcp", for a read-only listener).
+// "tcp", for a read-only listener). On a Unix socket it first checks who
+// serves it (see Dialer).
 func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, error) {
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
 	var nd net.Dialer
 	nc, err := nd.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, fmt.Errorf("dial rtmd: %w", err)
 	}
-	c := &Conn{nc: nc, r: wire.NewReader(nc)}
+	c := &Conn{nc: nc, r: wire.NewReader(nc), peerUID: noPeerUID}
+	if uc, ok := nc.(*net.UnixConn); ok {
+		if c.peerUID, err = d.checkPeer(uc, address); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
 	name := d.Name
 	if name == "" {
 		name = filepath.Base(os.Args[0])
@@ -112,6 +156,9 @@ type Conn struct {
 	nc            net.Conn
 	r             *wire.Reader
 	ServerVersion string // rtmd's version, from the handshake
+	// peerUID is the uid rtmd runs as, checked at Dial (SO_PEERCRED), or
+	// noPeerUID over TCP.
+	peerUID uint32
 
 	mu     sync.Mutex
 	nextID uint32

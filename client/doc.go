@@ -20,7 +20,16 @@
 // Mirror.OnEvent sees every step, in order, for programs that keep their
 // own state (rtm monitor prints them).
 //
-// # Sockets
+// # Sockets and trust
 //
-// DefaultSocket gives the path that rtmd and rtm use when none is given.
+// DefaultSocket gives the path a client uses when none is given:
+// $RTM_SOCKET, else SystemSocket (/run/rtm/rtm.sock) if it exists, else
+// $XDG_RUNTIME_DIR/rtm.sock; DaemonSocket gives rtmd's. Neither falls back
+// to a place anyone can write to.
+//
+// Before it sends anything on a Unix socket, Dial checks that the process
+// serving it runs as root or as this process's effective uid (SO_PEERCRED);
+// Dialer.TrustUIDs adds uids, and anything else fails with an
+// *UntrustedPeerError. A TCP peer cannot be checked: use TCP only on a
+// network you trust. Dialer.Timeout bounds connecting and the handshake.
 package client

@@ -33,6 +33,8 @@ func (e *env) load(ctx context.Context, file string) error {
 		return err
 	}
 	defer c.Close()
+	ctx, done := e.request(ctx, loadScale(b.Len()))
+	defer done()
 	_, err = c.LoadBatch(ctx, b)
 	return err
 }

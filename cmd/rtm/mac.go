@@ -23,6 +23,8 @@ func (e *env) macCommand(ctx context.Context, cmd command.Command) error {
 		return err
 	}
 	defer c.Close()
+	ctx, done := e.request(ctx, 1)
+	defer done()
 	switch cmd.Verb {
 	case command.MACAdd:
 		return c.AddMAC(ctx, cmd.MAC, cmd.Addr)
@@ -121,6 +123,8 @@ func (e *env) macLoad(ctx context.Context, file string) error {
 		return err
 	}
 	defer c.Close()
+	ctx, done := e.request(ctx, loadScale(len(entries)))
+	defer done()
 	_, err = c.LoadMACs(ctx, entries)
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +28,18 @@ const usage = `usage: rtm [global flags] COMMAND [ARGS]
 
 Global flags (before the command):
   -s, --socket PATH   rtmd's socket (default: $RTM_SOCKET, else /run/rtm/rtm.sock
-                      for root, else $XDG_RUNTIME_DIR/rtm.sock, else /tmp/rtm-UID.sock)
+                      if it exists, else $XDG_RUNTIME_DIR/rtm.sock)
+      --trust-uid UID
+                      also talk to an rtmd that runs as UID (repeatable, or
+                      $RTM_TRUST_UID=UID,UID). By default rtm asks the kernel
+                      who serves the socket and talks only to root or to its
+                      own uid; a TCP peer (--connect) cannot be checked
+      --timeout DURATION
+                      how long to wait for rtmd (default 10s; 0: no limit): to
+                      connect and greet it, then for each request (a load gets
+                      as much again per million entries; writing rtm's own
+                      output does not count). Once synced, monitor and client
+                      wait for changes without a limit
   -j, --json          print JSON (same as -j after the command)
       --shm NAME      base name of rtmd's MAC segment, for "mac get" (default:
                       derived from the socket path, as rtmd derives it)
@@ -77,6 +89,8 @@ func main() {
 
 type env struct {
 	socket  string
+	trust   []uint32      // --trust-uid, $RTM_TRUST_UID
+	timeout time.Duration // --timeout
 	shm     string
 	connect string // host:port of rtmd's TCP listener
 	via     string // "mq" to send through the queue
@@ -84,11 +98,17 @@ type env struct {
 	json    bool
 	stdin   io.Reader
 	stdout  *bufio.Writer
+	out     output // under stdout
+
+	timedOut atomic.Bool   // a request's --timeout ran out
+	limit    time.Duration // the limit that ran out
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	e := env{socket: client.DefaultSocket(), stdin: stdin, stdout: bufio.NewWriterSize(stdout, 64<<10)}
+	e := &env{timeout: 10 * time.Second, stdin: stdin, out: output{w: stdout}}
+	e.stdout = bufio.NewWriterSize(&e.out, 64<<10)
 	defer e.stdout.Flush()
+	var err error
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		a := args[0]
 		args = args[1:]
@@ -100,6 +120,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			e.socket, args = args[0], args[1:]
 		case strings.HasPrefix(a, "--socket="):
 			e.socket = strings.TrimPrefix(a, "--socket=")
+		case a == "--timeout" || a == "-timeout" || strings.HasPrefix(a, "--timeout="):
+			var v string
+			if v, args, err = flagValue(a, args); err != nil {
+				return err
+			}
+			if e.timeout, err = time.ParseDuration(v); err != nil || e.timeout < 0 {
+				return usageError{fmt.Errorf("--timeout %q: want a duration such as 500ms, 10s or 0 (no limit)", v)}
+			}
+		case a == "--trust-uid" || a == "-trust-uid" || strings.HasPrefix(a, "--trust-uid="):
+			var v string
+			if v, args, err = flagValue(a, args); err != nil {
+				return err
+			}
+			uid, err := parseUID(v)
+			if err != nil {
+				return usageError{fmt.Errorf("--trust-uid: %w", err)}
+			}
+			e.trust = append(e.trust, uid)
 		case a == "--connect" || a == "-connect" || a == "--via" || a == "-via" || a == "--mq" || a == "-mq":
 			if len(args) == 0 {
 				return usageError{fmt.Errorf("%s needs a value", a)}
@@ -130,14 +168,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			return usageError{fmt.Errorf("unknown global flag %q", a)}
 		}
 	}
+	if v := os.Getenv("RTM_TRUST_UID"); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			uid, err := parseUID(strings.TrimSpace(f))
+			if err != nil {
+				return usageError{fmt.Errorf("$RTM_TRUST_UID: %w", err)}
+			}
+			e.trust = append(e.trust, uid)
+		}
+	}
 	if len(args) > 0 && args[0] == "bench" {
 		return e.benchCmd(ctx, args[1:])
 	}
+	e.limit = e.timeout
+	return e.explain(e.exec(ctx, args))
+}
+
+// exec runs the command in args, other than bench.
+func (e *env) exec(ctx context.Context, args []string) error {
 	cmd, err := command.Parse(args)
 	if err != nil {
 		return usageError{err}
 	}
 	cmd.JSON = cmd.JSON || e.json
+	if e.socket == "" && cmd.Verb != command.Help {
+		// --connect, and --via mq with --mq, need no socket.
+		if e.socket, err = client.DefaultSocket(); err != nil && e.connect == "" && (e.via != "mq" || e.mq == "") {
+			return err
+		}
+	}
 	if e.via == "mq" {
 		return e.sendQueue(ctx, cmd, args)
 	}
@@ -162,6 +221,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		return err
 	}
 	defer c.Close()
+	ctx, done := e.request(ctx, 1)
+	defer done()
 	switch cmd.Verb {
 	case command.RouteAdd:
 		return c.Add(ctx, cmd.Route)
@@ -216,8 +277,14 @@ func (e *env) address() string {
 	return e.socket
 }
 
+// dialer returns a Dialer named name that trusts --trust-uid and waits
+// --timeout.
+func (e *env) dialer(name string) client.Dialer {
+	return client.Dialer{Name: name, TrustUIDs: e.trust, Timeout: e.timeout}
+}
+
 func (e *env) dial(ctx context.Context) (*client.Conn, error) {
-	d := client.Dialer{}
+	d := e.dialer("")
 	return d.Dial(ctx, e.network(), e.address())
 }
 
@@ -299,6 +366,8 @@ func (e *env) show(ctx context.Context, json bool) error {
 		return err
 	}
 	defer c.Close()
+	ctx, done := e.request(ctx, 1)
+	defer done()
 	b := make([]byte, 0, 128)
 	n := 0
 	if json {

@@ -26,12 +26,39 @@ Type a number or a word; arguments may follow on the same line.`
 func (e *env) clientMenu(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Until the first sync, an error ends rtm client; after it, the mirror
+	// reconnects, and says so once until it is back.
+	first := make(chan error, 1) // nil for the first sync, or the error before it
+	synced, down := false, false
 	m := &client.Mirror{
 		Network:  e.network(),
 		Address:  e.address(),
-		Dialer:   client.Dialer{Name: "rtm client"},
+		Dialer:   e.dialer("rtm client"),
 		Register: true,
-		OnError:  func(err error) { fmt.Fprintln(os.Stderr, "rtm client:", err, "(reconnecting)") },
+		OnError: func(err error) {
+			if !synced {
+				select {
+				case first <- err:
+				default:
+				}
+			} else if !down {
+				down = true
+				fmt.Fprintf(os.Stderr, "rtm client: %v; reconnecting\n", e.explain(err))
+			}
+		},
+		OnEvent: func(ev client.Event) {
+			if ev.Kind != client.Synced {
+				return
+			}
+			if !synced {
+				synced = true
+				select {
+				case first <- nil:
+				default:
+				}
+			}
+			down = false
+		},
 		OnFlushSignal: func(emptied bool) {
 			fmt.Fprintln(os.Stderr, "rtm client: SIGUSR1: rtmd flushed its tables")
 		},
@@ -43,11 +70,21 @@ func (e *env) clientMenu(ctx context.Context) error {
 
 	// Commands wait for the first sync, so that a piped "show" does not
 	// print an empty table.
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-	err := m.WaitSeq(wctx, 0)
-	wcancel()
-	if err != nil {
-		return fmt.Errorf("no table from rtmd at %s: %w", e.socket, err)
+	var expired <-chan time.Time
+	if e.timeout > 0 {
+		t := time.NewTimer(e.timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			return err
+		}
+	case <-expired:
+		return fmt.Errorf("no table from rtmd at %s within %v (is it stopped? --timeout sets the limit)", e.address(), e.timeout)
+	case <-ctx.Done():
+		return nil
 	}
 	fmt.Fprintln(e.stdout, clientMenu)
 	lines := make(chan string)

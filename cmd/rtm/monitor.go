@@ -12,22 +12,31 @@ import (
 )
 
 // monitor prints the table and then every change. Without --follow it ends,
-// with an error, when the connection to rtmd does; with --follow it
-// reconnects, and the table it is resent follows a "resync" line.
+// with an error, when the connection to rtmd does, or cannot be made; with
+// --follow it reconnects, and the table it is resent follows a "resync"
+// line.
 func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 	b := make([]byte, 0, 256)
+	down := false // said that rtmd is gone; said again once it was back
 	m := &client.Mirror{
 		Network:     e.network(),
 		Address:     e.address(),
-		Dialer:      client.Dialer{Name: "rtm monitor"},
+		Dialer:      e.dialer("rtm monitor"),
 		NoReconnect: !cmd.Follow,
 		OnError: func(err error) {
+			if down {
+				return
+			}
+			down = true
 			e.stdout.Flush()
-			fmt.Fprintln(os.Stderr, "rtm monitor:", err, "(reconnecting)")
+			fmt.Fprintf(os.Stderr, "rtm monitor: %v; retrying until it answers\n", e.explain(err))
 		},
 	}
 	first := true
 	m.OnEvent = func(ev client.Event) {
+		if ev.Kind == client.Synced {
+			down = false
+		}
 		b = b[:0]
 		op := ev.Kind.String()
 		if ev.Kind == client.Reset {

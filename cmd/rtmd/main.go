@@ -3,7 +3,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -20,7 +22,8 @@ import (
 
 func main() {
 	fs := flag.NewFlagSet("rtmd", flag.ExitOnError)
-	socket := fs.String("socket", client.DefaultSocket(), "Unix socket `path` (default: $RTM_SOCKET, else /run/rtm/rtm.sock for root, else $XDG_RUNTIME_DIR/rtm.sock, else /tmp/rtm-UID.sock)")
+	defaultSocket, noSocket := client.DaemonSocket()
+	socket := fs.String("socket", defaultSocket, "Unix socket `path` (default: $RTM_SOCKET, else /run/rtm/rtm.sock as root, else $XDG_RUNTIME_DIR/rtm.sock)")
 	backlog := fs.Int("backlog", server.DefaultBacklog, "`bytes` queued for one client before it is resent the table instead")
 	shmName := fs.String("shm", "", "base `name` of the MAC table's shared memory objects in /dev/shm (default: rtm- and a hash of the socket path)")
 	macCap := fs.Int("mac-capacity", server.DefaultMACCap, "initial `records` of the MAC segment; it doubles when full")
@@ -48,6 +51,10 @@ func main() {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "rtmd: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
+		os.Exit(2)
+	}
+	if *socket == "" {
+		fmt.Fprintln(os.Stderr, "rtmd:", cmp.Or(noSocket, errors.New("-socket: empty path")))
 		os.Exit(2)
 	}
 	level := slog.LevelInfo

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/metrics"
 	"slices"
 	"time"
 
@@ -179,7 +180,7 @@ func (s *Server) statusJSON(remote bool) string {
 		Version: s.cfg.Version, Uptime: time.Since(s.started).Seconds(), Seq: s.seq,
 		Routes4: s.table.Len4(), Routes6: s.table.Len6(), MACs: len(s.macs.entries),
 		Clients: map[string]int{"unix": 0, "tcp": 0, "compat": 0}, Inputs: map[string]wire.Counter{},
-		SHM: s.macs.seg.Name,
+		SHM: s.macs.seg.Name, HeapLive: heapLive(),
 	}
 	if s.queue != nil {
 		st.Queue = s.queue.Name()
@@ -198,4 +199,14 @@ func (s *Server) statusJSON(remote bool) string {
 	}
 	b, _ := json.Marshal(st)
 	return string(b)
+}
+
+// heapLive returns the heap bytes the last garbage collection found live.
+func heapLive() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return sample[0].Value.Uint64()
 }

@@ -89,7 +89,7 @@ type Server struct {
 	unixConns, tcpConns, compatConns *connLimit
 	staged                           atomic.Int64 // bytes of loads staged by readers, not yet applied
 	refusals                         *refusalLog
-	lastFree                         atomic.Int64 // unix nanoseconds of the last freeMemorySoon
+	freeMemory                       chan struct{} // cap 1: freeMemorySoon was called
 
 	nextID   atomic.Uint64 // connection ids, for logs
 	groupID  int64         // -1 without Config.Group
@@ -140,15 +140,16 @@ func New(cfg Config) (*Server, error) {
 		cfg.MQ = "/" + shm.DefaultName(cfg.Socket)
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Log,
-		ln:       ln,
-		groupID:  gid,
-		started:  time.Now(),
-		events:   make(chan event, 1024),
-		stopping: make(chan struct{}),
-		clients:  make(map[*conn]struct{}),
-		refusals: newRefusalLog(cfg.Log),
+		cfg:        cfg,
+		log:        cfg.Log,
+		ln:         ln,
+		groupID:    gid,
+		started:    time.Now(),
+		events:     make(chan event, 1024),
+		stopping:   make(chan struct{}),
+		clients:    make(map[*conn]struct{}),
+		refusals:   newRefusalLog(cfg.Log),
+		freeMemory: make(chan struct{}, 1),
 	}
 	lim := cfg.Limits
 	s.unixConns = newConnLimit(lim.Conns, lim.ConnsPerUID, "-max-conns", "-max-conns-per-uid")
@@ -242,6 +243,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.compatLn != nil {
 		wg.Go(func() { s.accept(s.compatLn, "compat", s.compatConns) })
 	}
+	go s.returnMemory()
 	queueDone := make(chan struct{})
 	go func() {
 		defer close(queueDone)
@@ -612,16 +614,39 @@ func (s *Server) publish() {
 	}
 }
 
-// freeMemorySoon returns freed memory to the OS, off the loop and at most
-// once a second: after a big load, or after dropping a client that held a
-// snapshot's view of an older table.
+// freeMemorySoon asks for freed memory to be returned to the OS, off the
+// loop: after a big load, or after dropping a client that held a snapshot's
+// view of an older table. Requests made while one is under way or within a
+// second after it are served together, once, after that second.
 func (s *Server) freeMemorySoon() {
-	now := time.Now().UnixNano()
-	last := s.lastFree.Load()
-	if now-last < int64(time.Second) || !s.lastFree.CompareAndSwap(last, now) {
-		return
+	select {
+	case s.freeMemory <- struct{}{}:
+	default:
 	}
-	go debug.FreeOSMemory()
+}
+
+// returnMemory serves freeMemorySoon until rtmd stops. It waits a moment
+// before collecting, so that the loop has let go of what the request was
+// about (a load's staged batch is live until its turn ends).
+func (s *Server) returnMemory() {
+	for {
+		select {
+		case <-s.freeMemory:
+		case <-s.stopping:
+			return
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-s.stopping:
+			return
+		}
+		debug.FreeOSMemory()
+		select {
+		case <-time.After(time.Second):
+		case <-s.stopping:
+			return
+		}
+	}
 }
 
 // Exec runs a request for the console and waits for its result.

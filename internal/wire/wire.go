@@ -282,6 +282,9 @@ type Status struct {
 	Queue   string             `json:"queue"`
 	SHM     string             `json:"shm"`
 	TCP     string             `json:"tcp,omitempty"`
+	// HeapLive is the Go heap rtmd's last garbage collection found live:
+	// what rtmd holds, without what it has freed but not yet returned.
+	HeapLive uint64 `json:"heap_live_bytes"`
 }
 
 // Counter counts the commands an input brought.

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	case "macbench":
 		macBenchMain()
 		return
+	case "reaper":
+		reaperMain()
+		return
 	}
 	dir, err := os.MkdirTemp("", "rtmbin")
 	if err != nil {
@@ -148,26 +151,39 @@ func (d *daemon) stopOnce() {
 		d.cmd.Process.Kill()
 		t.Errorf("rtmd did not stop on SIGTERM\n%s", d.stderr)
 	}
-	if _, err := os.Lstat(d.socket); err == nil {
-		t.Errorf("rtmd left its socket %s behind", d.socket)
-	}
-	if q, err := mq.Open("/"+shm.DefaultName(d.socket), os.O_RDONLY, 0, nil); err == nil {
-		q.Close()
-		t.Errorf("rtmd left its message queue behind")
-		mq.Unlink("/" + shm.DefaultName(d.socket))
-	}
-	base := shm.DefaultName(d.socket)
-	if ents, err := os.ReadDir(shm.Dir); err == nil {
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), base) {
-				t.Errorf("rtmd left %s/%s behind", shm.Dir, e.Name())
-				os.Remove(filepath.Join(shm.Dir, e.Name()))
-			}
-		}
+	for _, l := range leftovers(d.socket) {
+		t.Errorf("rtmd left %s behind", l)
 	}
 	if t.Failed() {
 		t.Logf("rtmd log:\n%s", d.stderr)
 	}
+}
+
+// leftovers returns, and removes, what an rtmd on socket left behind: the
+// socket file, its message queue and its shared memory objects. It looks
+// only at names derived from socket, so that the other rtmds on the host
+// do not count.
+func leftovers(socket string) []string {
+	var left []string
+	if _, err := os.Lstat(socket); err == nil {
+		left = append(left, "its socket "+socket)
+		os.Remove(socket)
+	}
+	base := shm.DefaultName(socket)
+	if q, err := mq.Open("/"+base, os.O_RDONLY, 0, nil); err == nil {
+		q.Close()
+		left = append(left, "its message queue /"+base)
+		mq.Unlink("/" + base)
+	}
+	if ents, err := os.ReadDir(shm.Dir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), base) {
+				left = append(left, filepath.Join(shm.Dir, e.Name()))
+				os.Remove(filepath.Join(shm.Dir, e.Name()))
+			}
+		}
+	}
+	return left
 }
 
 // rtm runs the rtm command against d and returns its stdout, stderr and

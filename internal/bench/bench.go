@@ -351,6 +351,7 @@ func (b *bench) routeFile(n int, v6 bool) (string, error) {
 // subscriber is a subscriber process: `rtm bench-sub`.
 type subscriber struct {
 	cmd *exec.Cmd
+	in  io.WriteCloser // latency mode: the last sequence number
 	out *json.Decoder
 }
 
@@ -367,6 +368,10 @@ type SubReport struct {
 func (b *bench) startSub(ctx context.Context, socket, mode string, until uint64) (*subscriber, error) {
 	cmd := exec.CommandContext(ctx, b.cfg.RTM, "bench-sub", socket, mode, strconv.FormatUint(until, 10), b.cfg.Duration.String())
 	cmd.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -376,13 +381,20 @@ func (b *bench) startSub(ctx context.Context, socket, mode string, until uint64)
 		return nil, err
 	}
 	b.created("process", cmd.Process.Pid, "bench-sub")
-	s := &subscriber{cmd: cmd, out: json.NewDecoder(out)}
+	s := &subscriber{cmd: cmd, in: in, out: json.NewDecoder(out)}
 	var ready struct{ Ready bool }
 	if err := s.out.Decode(&ready); err != nil || !ready.Ready {
 		s.kill()
 		return nil, fmt.Errorf("subscriber did not start: %v", err)
 	}
 	return s, nil
+}
+
+// until tells a latency-mode subscriber the sequence number of the last
+// change.
+func (s *subscriber) until(seq uint64) error {
+	_, err := fmt.Fprintln(s.in, seq)
+	return err
 }
 
 func (s *subscriber) result() (SubReport, error) {
@@ -397,6 +409,7 @@ func (s *subscriber) result() (SubReport, error) {
 
 func (s *subscriber) kill() {
 	s.cmd.Process.Kill()
+	s.in.Close()
 	s.cmd.Wait()
 }
 

@@ -392,7 +392,8 @@ func readRoutes(file string) ([]client.Route, error) {
 }
 
 // latency sends one change at a time, at a steady rate, and the
-// subscribers time each against the CLOCK_MONOTONIC it carries.
+// subscribers time each against the CLOCK_MONOTONIC it carries, until they
+// hold the last one.
 func (b *bench) latency(ctx context.Context) error {
 	const rate = 10_000
 	subs := max(b.cfg.Clients, 1)
@@ -425,15 +426,28 @@ func (b *bench) latency(ctx context.Context) error {
 				break
 			}
 		}
+		// The subscribers record until they hold the last change, however
+		// long they took to start.
+		st, err := c.Status(ctx)
+		for _, s := range ss {
+			if err == nil {
+				err = s.until(st.Seq)
+			}
+		}
 		var all []float64
 		for _, s := range ss {
-			rep, err := s.result()
 			if err != nil {
-				c.Close()
-				d.stop()
-				return err
+				break
 			}
+			var rep SubReport
+			rep, err = s.result()
 			all = append(all, rep.Latencies...)
+		}
+		if err != nil {
+			killAll(ss)
+			c.Close()
+			d.stop()
+			return err
 		}
 		c.Close()
 		d.stop()

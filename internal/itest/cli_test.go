@@ -176,6 +176,9 @@ func TestSocketInUse(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "another rtmd is already serving") {
 		t.Errorf("second rtmd: %v, %s", err, out)
 	}
+	// One rtmd at a time: each holds a message queue of the per-uid
+	// budget, which other rtmds on the host share.
+	d.stop()
 
 	stale := filepath.Join(shortDir(t), "stale.sock")
 	ln, lerr := net.Listen("unix", stale)

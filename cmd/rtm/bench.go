@@ -44,6 +44,7 @@ func (e *env) benchCmd(ctx context.Context, args []string) error {
 	from := fs.String("from", "", "print the report saved in `file` (from -j) instead of running")
 	refs := fs.String("refs", "ipc-limit,kernel,redis", "the references to run, comma-separated")
 	rtmd := fs.String("rtmd", "", "the rtmd `binary` (default: next to rtm, else in PATH)")
+	created := fs.String("created", "", "append to `file` a line for each directory, process, rtmd socket and network namespace the bench makes, as it makes it (to check its cleanup)")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, benchUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -82,6 +83,14 @@ func (e *env) benchCmd(ctx context.Context, args []string) error {
 		Duration: *dur, Scenarios: fs.Args(), Refs: strings.Split(*refs, ",")}
 	if isTerminal(os.Stderr) {
 		cfg.Progress = os.Stderr
+	}
+	if *created != "" {
+		f, err := os.OpenFile(*created, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("bench: -created: %w", err)
+		}
+		defer f.Close()
+		cfg.Created = f
 	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +37,13 @@ type Config struct {
 	Duration  time.Duration
 	Refs      []string  // references to run: "ipc-limit", "kernel", "redis"; nil for all
 	Progress  io.Writer // nil for none
+
+	// Created, if not nil, gets a line for each thing the run makes that
+	// could outlive it, as it makes it, so that a caller can check that
+	// nothing is left: "dir PATH" (the private directory, under
+	// os.TempDir), "rtmd PID SOCKET" (its shared memory and queue names
+	// derive from SOCKET), "process PID NAME" and "netns NAME".
+	Created io.Writer
 }
 
 func (b *bench) useRef(name string) bool {
@@ -94,6 +102,19 @@ type bench struct {
 	dir     string // private directory: sockets, route files
 	results []Result
 	mem     *loadRun // the load with the most subscribers, for "memory"
+	daemons int      // rtmds started, for their socket names
+
+	createdMu sync.Mutex
+}
+
+// created writes a line to cfg.Created: what was made, and its names.
+func (b *bench) created(what string, names ...any) {
+	if b.cfg.Created == nil {
+		return
+	}
+	b.createdMu.Lock()
+	defer b.createdMu.Unlock()
+	fmt.Fprintln(b.cfg.Created, append([]any{what}, names...)...)
 }
 
 // Run runs the scenarios. It cleans up every process, socket, queue,
@@ -120,6 +141,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	b := &bench{cfg: cfg, dir: dir}
 	defer os.RemoveAll(dir)
+	b.created("dir", dir)
 	for _, s := range Scenarios {
 		if !slices.Contains(cfg.Scenarios, s) || ctx.Err() != nil {
 			continue
@@ -220,30 +242,59 @@ type daemon struct {
 	done   chan struct{}
 }
 
-var daemons int
-
 func (b *bench) startRtmd(ctx context.Context) (*daemon, error) {
-	daemons++
-	d := &daemon{socket: filepath.Join(b.dir, fmt.Sprintf("rtm%d.sock", daemons)), done: make(chan struct{})}
+	b.daemons++
+	d := &daemon{socket: filepath.Join(b.dir, fmt.Sprintf("rtm%d.sock", b.daemons)), done: make(chan struct{})}
 	d.cmd = exec.Command(b.cfg.RTMD, "-socket", d.socket, "-no-console", "-backlog", strconv.Itoa(256<<20))
-	d.cmd.Stderr = io.Discard
+	log := &tail{max: 4 << 10}
+	d.cmd.Stderr = log
 	// If the bench dies, rtmd stops too, and cleans up after itself.
 	d.cmd.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGTERM}
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting rtmd: %w", err)
 	}
+	b.created("rtmd", d.cmd.Process.Pid, d.socket)
 	go func() { d.cmd.Wait(); close(d.done) }()
-	for i := 0; ; i++ {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		if c, err := client.Dial(ctx, d.socket); err == nil {
 			c.Close()
 			return d, nil
 		}
-		if i > 500 || ctx.Err() != nil {
+		select {
+		case <-d.done:
+			return nil, fmt.Errorf("rtmd on %s exited at start: %s", d.socket, log)
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			d.stop()
-			return nil, fmt.Errorf("rtmd did not start on %s", d.socket)
+			return nil, fmt.Errorf("rtmd did not start on %s: %s", d.socket, log)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// tail keeps the last max bytes written to it, for rtmd's log.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
 }
 
 // stop stops rtmd with SIGTERM, which removes its socket, queue and shared
@@ -300,6 +351,7 @@ func (b *bench) routeFile(n int, v6 bool) (string, error) {
 // subscriber is a subscriber process: `rtm bench-sub`.
 type subscriber struct {
 	cmd *exec.Cmd
+	in  io.WriteCloser // latency mode: the last sequence number
 	out *json.Decoder
 }
 
@@ -316,6 +368,10 @@ type SubReport struct {
 func (b *bench) startSub(ctx context.Context, socket, mode string, until uint64) (*subscriber, error) {
 	cmd := exec.CommandContext(ctx, b.cfg.RTM, "bench-sub", socket, mode, strconv.FormatUint(until, 10), b.cfg.Duration.String())
 	cmd.SysProcAttr = &unix.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -324,13 +380,21 @@ func (b *bench) startSub(ctx context.Context, socket, mode string, until uint64)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &subscriber{cmd: cmd, out: json.NewDecoder(out)}
+	b.created("process", cmd.Process.Pid, "bench-sub")
+	s := &subscriber{cmd: cmd, in: in, out: json.NewDecoder(out)}
 	var ready struct{ Ready bool }
 	if err := s.out.Decode(&ready); err != nil || !ready.Ready {
 		s.kill()
 		return nil, fmt.Errorf("subscriber did not start: %v", err)
 	}
 	return s, nil
+}
+
+// until tells a latency-mode subscriber the sequence number of the last
+// change.
+func (s *subscriber) until(seq uint64) error {
+	_, err := fmt.Fprintln(s.in, seq)
+	return err
 }
 
 func (s *subscriber) result() (SubReport, error) {
@@ -345,6 +409,7 @@ func (s *subscriber) result() (SubReport, error) {
 
 func (s *subscriber) kill() {
 	s.cmd.Process.Kill()
+	s.in.Close()
 	s.cmd.Wait()
 }
 

@@ -81,6 +81,7 @@ func (b *bench) fanout(ctx context.Context, bytes, readers int) (float64, error)
 			return 0, err
 		}
 		child.Close()
+		b.created("process", cmd.Process.Pid, "bench-ref-reader")
 		rs = append(rs, rd{cmd, w, bufio.NewReader(out)})
 	}
 	start := monotonic()
@@ -169,6 +170,7 @@ func (b *bench) kernelLoad(ctx context.Context, file string, n, subs int) refPai
 		}
 		return nil
 	}
+	b.created("netns", ns)
 	if err := run("netns", "add", ns); err != nil {
 		return skipped(name, err.Error())
 	}
@@ -211,6 +213,7 @@ func (b *bench) kernelLoad(ctx context.Context, file string, n, subs int) refPai
 		if err := cmd.Start(); err != nil {
 			return skipped(name, err.Error())
 		}
+		b.created("process", cmd.Process.Pid, "ip-monitor")
 		mons = append(mons, cmd)
 		go func() {
 			sc := bufio.NewScanner(out)
@@ -278,6 +281,7 @@ func (b *bench) redisLoad(ctx context.Context, file string, n, subs int) refPair
 	if err := srv.Start(); err != nil {
 		return skipped(name, err.Error())
 	}
+	b.created("process", srv.Process.Pid, "redis-server")
 	defer func() { srv.Process.Kill(); srv.Wait() }()
 	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: sock})
 	defer rdb.Close()
@@ -301,6 +305,7 @@ func (b *bench) redisLoad(ctx context.Context, file string, n, subs int) refPair
 		if err := cmd.Start(); err != nil {
 			return skipped(name, err.Error())
 		}
+		b.created("process", cmd.Process.Pid, "bench-redis-sub")
 		subCmds = append(subCmds, cmd)
 		r := bufio.NewReader(out)
 		if line, _ := r.ReadString('\n'); line != "ready\n" {
@@ -427,6 +432,7 @@ func (b *bench) latencyRef(ctx context.Context, readers, rate int) (p50, p99, p9
 			return fail(err)
 		}
 		child.Close()
+		b.created("process", cmd.Process.Pid, "bench-ref-reader")
 		rs = append(rs, rd{cmd, w, out})
 	}
 	start := time.Now()

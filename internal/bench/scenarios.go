@@ -53,7 +53,11 @@ func (b *bench) loadOnce(ctx context.Context, file string, n, subs int) (loadRun
 		r.subBytes = max(r.subBytes, float64(rep.RSS)/float64(n))
 	}
 	r.allDone = float64(last-start) / 1e9
-	time.Sleep(time.Second) // rtmd gives a big load's garbage back
+	if n >= 100_000 {
+		// rtmd gives a big load's garbage back (FreeOSMemory after a load
+		// of 100,000 routes or more, off its loop): let it.
+		time.Sleep(time.Second)
+	}
 	r.rtmdBytes = float64(rss(d.cmd.Process.Pid)-rss0) / float64(n)
 	return r, nil
 }
@@ -392,7 +396,8 @@ func readRoutes(file string) ([]client.Route, error) {
 }
 
 // latency sends one change at a time, at a steady rate, and the
-// subscribers time each against the CLOCK_MONOTONIC it carries.
+// subscribers time each against the CLOCK_MONOTONIC it carries, until they
+// hold the last one.
 func (b *bench) latency(ctx context.Context) error {
 	const rate = 10_000
 	subs := max(b.cfg.Clients, 1)
@@ -425,15 +430,28 @@ func (b *bench) latency(ctx context.Context) error {
 				break
 			}
 		}
+		// The subscribers record until they hold the last change, however
+		// long they took to start.
+		st, err := c.Status(ctx)
+		for _, s := range ss {
+			if err == nil {
+				err = s.until(st.Seq)
+			}
+		}
 		var all []float64
 		for _, s := range ss {
-			rep, err := s.result()
 			if err != nil {
-				c.Close()
-				d.stop()
-				return err
+				break
 			}
+			var rep SubReport
+			rep, err = s.result()
 			all = append(all, rep.Latencies...)
+		}
+		if err != nil {
+			killAll(ss)
+			c.Close()
+			d.stop()
+			return err
 		}
 		c.Close()
 		d.stop()

@@ -28,8 +28,9 @@ func latencyRoute(sent int64) client.Route {
 // SubscriberMain is `rtm bench-sub SOCKET MODE UNTIL DURATION`, a
 // subscriber process of the bench. It syncs, prints {"Ready": true}, then:
 //   - mode "hold": waits until it holds sequence UNTIL;
-//   - mode "latency": records, for DURATION, the latency of each change of
-//     the latency route from the send time it carries;
+//   - mode "latency": records the latency of each change of the latency
+//     route from the send time it carries, until it holds the sequence
+//     number it then reads from stdin (the bench's last change);
 //   - mode "mac": looks up MACs from shared memory for DURATION;
 //
 // and prints a SubReport.
@@ -75,7 +76,13 @@ func SubscriberMain(args []string) {
 		}
 		r.DoneNs = monotonic()
 	case "latency":
-		time.Sleep(dur)
+		var last uint64
+		if _, err := fmt.Fscan(os.Stdin, &last); err != nil {
+			fail(fmt.Errorf("reading the last sequence number: %w", err))
+		}
+		if err := m.WaitSeq(wctx, last); err != nil {
+			fail(fmt.Errorf("waiting for seq %d: %w", last, err))
+		}
 		cancel()
 		<-errc
 		r.Latencies = lat

@@ -37,10 +37,12 @@ func monotonic() int64 {
 }
 
 // routeFile writes n random IPv4 routes (lengths 8 to 32, 16 next hops),
-// distinct prefixes, in random order.
+// distinct prefixes, in random order. The file is the test binary's own
+// (in binDir), made once per run: a fixed name in /tmp would be shared
+// with, and raced by, every other run on the host.
 func routeFile(b *testing.B, n int) string {
 	b.Helper()
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("rtm-bench-%d.routes", n))
+	path := filepath.Join(binDir, fmt.Sprintf("bench-%d.routes", n))
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}
@@ -57,10 +59,9 @@ func routeFile(b *testing.B, n int) string {
 		g := 1 + rng.IntN(16)
 		fmt.Fprintf(w, "%d.%d.%d.%d/%d via 192.0.2.%d dev eth%d\n", a>>24, a>>16&255, a>>8&255, a&255, bits, g, g%4)
 	}
-	if err := os.WriteFile(path+".tmp", []byte(w.String()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(w.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	os.Rename(path+".tmp", path)
 	return path
 }
 
@@ -75,9 +76,9 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// benchSubscriber is a subscriber process that reports, on stdout, the
-// CLOCK_MONOTONIC time at which it held sequence RTM_UNTIL, how long its
-// first sync took, and its RSS.
+// benchSubscriber is a subscriber process that prints "ready" once it has
+// synced, then reports, on stdout, the CLOCK_MONOTONIC time at which it
+// held sequence RTM_UNTIL, how long its first sync took, and its RSS.
 func benchSubscriberMain() {
 	until, _ := strconv.ParseUint(os.Getenv("RTM_UNTIL"), 10, 64)
 	m := &client.Mirror{Address: os.Getenv("RTM_SOCKET")}
@@ -89,11 +90,11 @@ func benchSubscriberMain() {
 		defer pprof.StopCPUProfile()
 	}
 	go m.Run(ctx)
-	fmt.Println("ready")
 	if err := m.WaitSeq(ctx, 0); err != nil {
 		os.Exit(1)
 	}
 	synced := monotonic()
+	fmt.Println("ready")
 	if err := m.WaitSeq(ctx, until); err != nil {
 		os.Exit(1)
 	}
@@ -157,7 +158,6 @@ func BenchmarkLoad(b *testing.B) {
 				for range subs {
 					ss = append(ss, startBenchSubscriber(b, d.socket, benchRoutes))
 				}
-				time.Sleep(100 * time.Millisecond)
 				rss0 := rss(d.cmd.Process.Pid)
 				start := monotonic()
 				out, err := exec.Command(filepath.Join(binDir, "rtm"), "-s", d.socket, "route", "load", file).CombinedOutput()

@@ -176,6 +176,9 @@ func TestSocketInUse(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "another rtmd is already serving") {
 		t.Errorf("second rtmd: %v, %s", err, out)
 	}
+	// One rtmd at a time: each holds a message queue of the per-uid
+	// budget, which other rtmds on the host share.
+	d.stop()
 
 	stale := filepath.Join(shortDir(t), "stale.sock")
 	ln, lerr := net.Listen("unix", stale)
@@ -188,16 +191,20 @@ func TestSocketInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", stale)
+	stderr := new(lockedBuffer)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("rtmd on the stale socket: %v", err)
+		if err := <-exited; err != nil {
+			t.Errorf("rtmd on the stale socket: %v\n%s", err, stderr)
 		}
-		if _, err := os.Lstat(stale); err == nil {
-			t.Errorf("rtmd left %s behind", stale)
+		for _, l := range leftovers(stale) {
+			t.Errorf("rtmd on the stale socket left %s behind", l)
 		}
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -207,8 +214,14 @@ func TestSocketInUse(t *testing.T) {
 			c.Close()
 			break
 		}
+		select {
+		case err := <-exited:
+			exited <- err // for the deferred check
+			t.Fatalf("rtmd on the stale socket exited: %v\n%s", err, stderr)
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rtmd did not replace the stale socket: %v", err)
+			t.Fatalf("rtmd did not replace the stale socket: %v\n%s", err, stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

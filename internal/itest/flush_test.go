@@ -168,7 +168,7 @@ func TestUnprivilegedMutation(t *testing.T) {
 	run := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(binDir, "rtm"), append([]string{"-s", d.socket}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "GORACE=" + os.Getenv("GORACE")}
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}

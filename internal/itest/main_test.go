@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 	case "pidchild":
 		pidChildMain()
 		return
+	case "reaper":
+		reaperMain()
+		return
 	}
 	dir, err := os.MkdirTemp("", "rtmbin")
 	if err != nil {
@@ -54,6 +57,11 @@ func TestMain(m *testing.M) {
 	args := []string{"build", "-o", dir}
 	if raceEnabled {
 		args = append(args, "-race")
+		// A race-enabled program sleeps a second at exit, for goroutines
+		// still running to show their races; the tests start hundreds of
+		// short-lived rtm processes. A race seen before exit still makes
+		// the process exit 66, which the tests check.
+		os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	}
 	args = append(args, "github.com/rtm-project/rtm/cmd/rtmd", "github.com/rtm-project/rtm/cmd/rtm")
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
@@ -191,26 +199,39 @@ func (d *daemon) stopOnce(sig os.Signal) {
 		d.cmd.Process.Kill()
 		t.Errorf("rtmd did not stop on %v\n%s", sig, d.stderr)
 	}
-	if _, err := os.Lstat(d.socket); err == nil {
-		t.Errorf("rtmd left its socket %s behind", d.socket)
-	}
-	if q, err := mq.Open("/"+shm.DefaultName(d.socket), os.O_RDONLY, 0, nil); err == nil {
-		q.Close()
-		t.Errorf("rtmd left its message queue behind")
-		mq.Unlink("/" + shm.DefaultName(d.socket))
-	}
-	base := shm.DefaultName(d.socket)
-	if ents, err := os.ReadDir(shm.Dir); err == nil {
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), base) {
-				t.Errorf("rtmd left %s/%s behind", shm.Dir, e.Name())
-				os.Remove(filepath.Join(shm.Dir, e.Name()))
-			}
-		}
+	for _, l := range leftovers(d.socket) {
+		t.Errorf("rtmd left %s behind", l)
 	}
 	if t.Failed() {
 		t.Logf("rtmd log:\n%s", d.stderr)
 	}
+}
+
+// leftovers returns, and removes, what an rtmd on socket left behind: the
+// socket file, its message queue and its shared memory objects. It looks
+// only at names derived from socket, so that the other rtmds on the host
+// do not count.
+func leftovers(socket string) []string {
+	var left []string
+	if _, err := os.Lstat(socket); err == nil {
+		left = append(left, "its socket "+socket)
+		os.Remove(socket)
+	}
+	base := shm.DefaultName(socket)
+	if q, err := mq.Open("/"+base, os.O_RDONLY, 0, nil); err == nil {
+		q.Close()
+		left = append(left, "its message queue /"+base)
+		mq.Unlink("/" + base)
+	}
+	if ents, err := os.ReadDir(shm.Dir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), base) {
+				left = append(left, filepath.Join(shm.Dir, e.Name()))
+				os.Remove(filepath.Join(shm.Dir, e.Name()))
+			}
+		}
+	}
+	return left
 }
 
 // rtm runs the rtm command against d and returns its stdout, stderr and

@@ -108,7 +108,7 @@ func TestMultiSource(t *testing.T) {
 	}
 	defer func() { mon.Process.Kill(); mon.Wait() }()
 	var seqs []uint64
-	monDone := make(chan struct{})
+	monSynced, monDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(monDone)
 		sc := bufio.NewScanner(monOut)
@@ -118,7 +118,9 @@ func TestMultiSource(t *testing.T) {
 				Op  string `json:"op"`
 			}
 			json.Unmarshal(sc.Bytes(), &ev)
-			if ev.Op != "synced" {
+			if ev.Op == "synced" {
+				close(monSynced)
+			} else {
 				seqs = append(seqs, ev.Seq)
 			}
 			if ev.Seq == 900 {
@@ -126,7 +128,15 @@ func TestMultiSource(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(200 * time.Millisecond) // let the monitor sync before the first change
+	// The monitor syncs to the empty table before the first change, so
+	// that every change reaches it as a change.
+	select {
+	case <-monSynced:
+	case <-monDone:
+		t.Fatal("the TCP monitor ended before it synced")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the TCP monitor did not sync")
+	}
 
 	const n = 300
 	line := func(src, i int) string {

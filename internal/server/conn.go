@@ -476,13 +476,21 @@ func (c *conn) writeFailed(err error) {
 		return // closed on purpose
 	default:
 	}
-	c.close()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.close()
 		c.s.refusals.warn("write timeout", "dropping a client that did not read within the write timeout", "client", c, "timeout", c.s.cfg.Limits.WriteTimeout)
-		err = fmt.Errorf("did not read within %v (-write-timeout)", c.s.cfg.Limits.WriteTimeout)
 		c.s.freeMemorySoon()
+		c.gone(fmt.Errorf("write: did not read within %v (-write-timeout)", c.s.cfg.Limits.WriteTimeout))
+		return
 	}
-	c.gone(fmt.Errorf("write: %w", err))
+	// The peer has closed its end. What it sent before, a goodbye say, may
+	// still be unread: the reader reads it and reports the end. A reader
+	// that cannot (the peer shut down only its reading side) is cut off
+	// after a moment.
+	time.AfterFunc(time.Second, func() {
+		c.close()
+		c.gone(fmt.Errorf("write: %w", err))
+	})
 }
 
 // writeSnapshot encodes a view as SnapBegin, Snapshot frames of about

@@ -63,6 +63,12 @@ func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, erro
 		return nil, fmt.Errorf("dial rtmd: %w", err)
 	}
 	c := &Conn{nc: nc, r: wire.NewReader(nc)}
+	if uc, ok := nc.(*net.UnixConn); ok {
+		if c.peerUID, err = peerUID(uc); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("dial rtmd: %w", err)
+		}
+	}
 	name := d.Name
 	if name == "" {
 		name = filepath.Base(os.Args[0])
@@ -107,6 +113,7 @@ type Conn struct {
 	nc            net.Conn
 	r             *wire.Reader
 	ServerVersion string // rtmd's version, from the handshake
+	peerUID       uint32 // rtmd's uid (SO_PEERCRED), on a Unix socket
 
 	mu     sync.Mutex
 	nextID uint32

@@ -49,21 +49,21 @@ func TestMACIndex(t *testing.T) {
 // nothing.
 func TestLookupMACNoAlloc(t *testing.T) {
 	name := fmt.Sprintf("rtm-test-%d-noalloc", os.Getpid())
-	seg, err := shm.Create(name, 4, 1)
+	seg, err := shm.Create(name, 4, 1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer shm.Unlink(name)
+	defer shm.Unlink(seg.Name)
 	defer seg.Close()
 	seg.Set(2, MAC{1}, netip.MustParseAddr("2001:db8::1"))
-	v, err := shm.Open(name)
+	v, err := shm.Open(seg.Name, uint32(os.Geteuid()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var m Mirror
 	m.init()
 	m.macs.Store(m.macs.Load().put(packMAC(MAC{1}), 2))
-	m.seg.Store(newSegRef(v))
+	m.seg.Store(newSegRef(v, nil))
 	if ip, ok := m.LookupMAC(MAC{1}); !ok || ip.String() != "2001:db8::1" {
 		t.Fatalf("LookupMAC = %v, %v", ip, ok)
 	}

@@ -29,8 +29,6 @@ Global flags (before the command):
   -s, --socket PATH   rtmd's socket (default: $RTM_SOCKET, else /run/rtm/rtm.sock
                       for root, else $XDG_RUNTIME_DIR/rtm.sock, else /tmp/rtm-UID.sock)
   -j, --json          print JSON (same as -j after the command)
-      --shm NAME      base name of rtmd's MAC segment, for "mac get" (default:
-                      derived from the socket path, as rtmd derives it)
       --connect HOST:PORT
                       use rtmd's TCP listener instead of the socket: subscriptions
                       and queries only (monitor, client, route show/get, status)
@@ -77,7 +75,6 @@ func main() {
 
 type env struct {
 	socket  string
-	shm     string
 	connect string // host:port of rtmd's TCP listener
 	via     string // "mq" to send through the queue
 	mq      string
@@ -116,11 +113,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 				e.mq = args[0]
 			}
 			args = args[1:]
-		case a == "--shm" || a == "-shm":
-			if len(args) == 0 {
-				return usageError{fmt.Errorf("%s needs a NAME", a)}
-			}
-			e.shm, args = args[0], args[1:]
 		case a == "-j" || a == "--json" || a == "-json":
 			e.json = true
 		case a == "-h" || a == "--help" || a == "-help":

@@ -100,7 +100,7 @@ func fileType(mode uint32) string {
 // checkHeader reads the header of a new mapping of size bytes, which may
 // have been truncated since the fstat.
 func (v *View) checkHeader(size int64) (err error) {
-	defer v.endRead(debug.SetPanicOnFault(true), &err)
+	defer v.Unguard(v.Guard(), &err)
 	capGen := load(v.w, hCap)
 	v.Capacity, v.Gen = int(uint32(capGen)), uint32(capGen>>32)
 	switch {
@@ -113,13 +113,26 @@ func (v *View) checkHeader(size int64) (err error) {
 	return nil
 }
 
-// endRead ends a read begun under debug.SetPanicOnFault: it restores the
-// goroutine's setting and turns a fault in the mapping into err.
-func (v *View) endRead(old bool, err *error) {
+// Guard turns on fault protection for the calling goroutine, for a batch
+// of ReadUnguarded calls, and returns the goroutine's previous setting for
+// Unguard. Use the pair as
+//
+//	defer v.Unguard(v.Guard(), &err)
+//
+// at the top of a function that reads v in a loop: a fault in the mapping
+// then ends that function, with err set to an error wrapping ErrTruncated,
+// and Faulted reports true. That costs one Guard per batch, where Read
+// costs one per read.
+func (v *View) Guard() bool { return debug.SetPanicOnFault(true) }
+
+// Unguard ends what Guard began; it must be deferred (see Guard). It
+// restores the goroutine's setting, and recovers a fault in the mapping
+// into err; any other panic goes on.
+func (v *View) Unguard(old bool, err *error) {
 	debug.SetPanicOnFault(old)
 	if r := recover(); r != nil {
 		v.faulted.Store(true)
-		*err = inMapping(r, v.mem)
+		*err = fmt.Errorf("shm %s: %w", v.Name, inMapping(r, v.mem))
 	}
 }
 
@@ -137,23 +150,53 @@ func (v *View) Read(slot int) (m mac.Addr, ip netip.Addr, ok bool) {
 		return mac.Addr{}, netip.Addr{}, false
 	}
 	var err error
-	defer v.endRead(debug.SetPanicOnFault(true), &err)
+	defer v.Unguard(v.Guard(), &err)
+	// ReadUnguarded, without a second call on the hot path.
 	i := (headerSize + slot*RecordSize) / 8
-	for try := 0; ; try++ {
-		s1 := load(v.w, i)
-		if s1&1 == 0 {
-			w1, w2, w3 := load(v.w, i+1), load(v.w, i+2), load(v.w, i+3)
-			if load(v.w, i) == s1 {
-				return decode(w1, w2, w3)
-			}
-		}
+	r := v.w[i : i+4]
+	s1 := load(r, 0)
+	w1, w2, w3 := load(r, 1), load(r, 2), load(r, 3)
+	if s1&1 == 0 && load(r, 0) == s1 {
+		return decode(w1, w2, w3)
+	}
+	return v.retry(i)
+}
+
+// ReadUnguarded is Read without fault protection of its own, for a loop
+// under Guard: a read of a truncated object faults, which kills the process
+// unless the caller set Guard.
+func (v *View) ReadUnguarded(slot int) (m mac.Addr, ip netip.Addr, ok bool) {
+	if slot < 0 || slot >= v.Capacity {
+		return mac.Addr{}, netip.Addr{}, false
+	}
+	i := (headerSize + slot*RecordSize) / 8
+	if w1, w2, w3, ok := v.try(i); ok {
+		return decode(w1, w2, w3)
+	}
+	return v.retry(i)
+}
+
+// try reads the record at word i once: its data words, and whether they
+// are all of one write (the lock was even, and unchanged after them).
+func (v *View) try(i int) (w1, w2, w3 uint64, ok bool) {
+	r := v.w[i : i+4]
+	s1 := load(r, 0)
+	w1, w2, w3 = load(r, 1), load(r, 2), load(r, 3)
+	return w1, w2, w3, s1&1 == 0 && load(r, 0) == s1
+}
+
+// retry reads the record at word i while writes overlap the reads, and
+// gives up after 100,000 tries.
+func (v *View) retry(i int) (m mac.Addr, ip netip.Addr, ok bool) {
+	for try := 0; try < 100_000; try++ {
 		if try > 100 {
-			if try > 100_000 {
-				return mac.Addr{}, netip.Addr{}, false
-			}
 			runtime.Gosched()
 		}
+		if w1, w2, w3, ok := v.try(i); ok {
+			return decode(w1, w2, w3)
+		}
 	}
+	return mac.Addr{}, netip.Addr{}, false
 }
 
 func decode(w1, w2, w3 uint64) (m mac.Addr, ip netip.Addr, ok bool) {
@@ -176,13 +219,11 @@ func decode(w1, w2, w3 uint64) (m mac.Addr, ip netip.Addr, ok bool) {
 // returns an error wrapping ErrTruncated if the object was truncated under
 // the view.
 func (v *View) Find(m mac.Addr) (ip netip.Addr, found bool, err error) {
+	defer v.Unguard(v.Guard(), &err)
 	for slot := range v.Capacity {
-		if got, ip, ok := v.Read(slot); ok && got == m {
+		if got, ip, ok := v.ReadUnguarded(slot); ok && got == m {
 			return ip, true, nil
 		}
-	}
-	if v.Faulted() {
-		return netip.Addr{}, false, fmt.Errorf("shm %s: %w", v.Name, ErrTruncated)
 	}
 	return netip.Addr{}, false, nil
 }
@@ -190,7 +231,7 @@ func (v *View) Find(m mac.Addr) (ip netip.Addr, found bool, err error) {
 // header returns header word i, or 0 if the object was truncated.
 func (v *View) header(i int) (x uint64) {
 	var err error
-	defer v.endRead(debug.SetPanicOnFault(true), &err)
+	defer v.Unguard(v.Guard(), &err)
 	return load(v.w, i)
 }
 

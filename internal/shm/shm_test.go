@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/shm"
@@ -318,16 +321,39 @@ func TestTruncated(t *testing.T) {
 	}
 }
 
-// TestFaultElsewhere checks that the fault protection hides only faults in
-// the segment: a nil dereference on the same goroutine is still a panic.
+// TestFaultElsewhere checks that the fault protection hides only faults
+// inside the segment: a fault at another address under the same
+// protection still panics.
 func TestFaultElsewhere(t *testing.T) {
-	defer func() {
-		if r := recover(); r == nil {
-			t.Error("a nil dereference did not panic")
-		}
+	name := testName(t)
+	s, err := shm.Create(name, 1, 1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer shm.Unlink(s.Name)
+	v, err := shm.Open(s.Name, euid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	gone, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Munmap(gone)
+	func() {
+		defer func() {
+			if _, ok := recover().(runtime.Error); !ok {
+				t.Error("a fault at an unmapped address under the protection did not panic on")
+			}
+		}()
+		x, err := shm.ReadUnderGuardForTest(v, gone)
+		t.Errorf("read of an unmapped address = %v, %v", x, err)
 	}()
-	var v *shm.View
-	v.Read(0)
+	if v.Faulted() {
+		t.Error("faults outside the view marked it faulted")
+	}
 }
 
 func TestRemoveStale(t *testing.T) {

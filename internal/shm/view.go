@@ -131,8 +131,8 @@ func (v *View) Guard() bool { return debug.SetPanicOnFault(true) }
 func (v *View) Unguard(old bool, err *error) {
 	debug.SetPanicOnFault(old)
 	if r := recover(); r != nil {
+		*err = fmt.Errorf("shm %s: %w", v.Name, inMapping(r, v.mem)) // or panics on
 		v.faulted.Store(true)
-		*err = fmt.Errorf("shm %s: %w", v.Name, inMapping(r, v.mem))
 	}
 }
 

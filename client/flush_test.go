@@ -16,11 +16,11 @@ import (
 // up to the flush are skipped; a late signal changes nothing.
 func TestFlushSignalOrder(t *testing.T) {
 	name := fmt.Sprintf("rtm-test-%d-flush", os.Getpid())
-	seg, err := shm.Create(name, 4, 1)
+	seg, err := shm.Create(name, 4, 1, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer shm.Unlink(name)
+	defer shm.Unlink(seg.Name)
 	defer seg.Close()
 	r1, _ := route.ParseLine("10.0.0.0/8 via 10.1.1.1 dev a")
 	r2, _ := route.ParseLine("10.2.0.0/16 via 10.1.1.1 dev a")
@@ -35,7 +35,7 @@ func TestFlushSignalOrder(t *testing.T) {
 	seg.SetFlush(3)
 
 	for _, early := range []bool{true, false} {
-		v, err := shm.Open(name)
+		v, err := shm.Open(seg.Name, uint32(os.Geteuid()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestFlushSignalOrder(t *testing.T) {
 		m.init()
 		m.table.Set(r1.Dst, r1.NextHop)
 		m.seq, m.synced = 1, true
-		m.seg.Store(newSegRef(v))
+		m.seg.Store(newSegRef(v, nil))
 		var d wire.Decoder
 		if early {
 			m.flushSignalled()

@@ -105,12 +105,27 @@ func (x *macIndex) each(fn func(k uint64, slot uint32)) {
 // segRef is a mapped segment that readers may hold; it is unmapped when
 // the last of them lets go of it, so that LookupMAC never reads a mapping
 // that another goroutine just removed.
-type segRef struct{ v *shm.View }
+type segRef struct {
+	v *shm.View
+	// kick, if set, ends the session that mapped v, so that it resyncs
+	// and maps the generation rtmd moves to; it is called once, on the
+	// first read that faults (the object was truncated).
+	kick   func()
+	kicked atomic.Bool
+}
 
-func newSegRef(v *shm.View) *segRef {
-	r := &segRef{v: v}
+func newSegRef(v *shm.View, kick func()) *segRef {
+	r := &segRef{v: v, kick: kick}
 	runtime.AddCleanup(r, func(v *shm.View) { v.Close() }, v)
 	return r
+}
+
+// faulted is called after a read of r's segment failed: if it faulted, the
+// session that mapped it is kicked, once.
+func (r *segRef) faulted() {
+	if r.kick != nil && r.v.Faulted() && r.kicked.CompareAndSwap(false, true) {
+		r.kick()
+	}
 }
 
 // packMAC makes a MAC one word, for the index.

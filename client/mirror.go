@@ -201,7 +201,9 @@ func (m *Mirror) WaitSeq(ctx context.Context, seq uint64) error {
 // LookupMAC returns the IP of MAC k, read from the shared segment: no
 // system call, no allocation, never torn, and never blocking rtmd. A MAC
 // whose record no longer holds it (rtmd deleted it, and the delete is on
-// its way in the stream) is not found.
+// its way in the stream) is not found. So is every MAC while the segment is
+// truncated under the mirror: the mirror then resyncs, and finds values
+// again once rtmd has moved the table to a new segment.
 func (m *Mirror) LookupMAC(k MAC) (netip.Addr, bool) {
 	idx, seg := m.macs.Load(), m.seg.Load()
 	if idx == nil || seg == nil {
@@ -212,11 +214,49 @@ func (m *Mirror) LookupMAC(k MAC) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	got, ip, ok := seg.v.Read(int(slot))
+	if !ok {
+		seg.faulted()
+	}
 	runtime.KeepAlive(seg) // the mapping lives as long as seg
 	if !ok || got != k {
 		return netip.Addr{}, false
 	}
 	return ip, true
+}
+
+// LookupMACs looks up every MAC of keys, as LookupMAC does, and sets
+// ips[i] to the IP of keys[i], or to the zero Addr if it is not found; it
+// returns how many it found. It sets the fault protection (see LookupMAC)
+// once for the batch instead of once per MAC, so it costs less per MAC than
+// LookupMAC in a loop. ips must be at least as long as keys.
+func (m *Mirror) LookupMACs(keys []MAC, ips []netip.Addr) (found int) {
+	ips = ips[:len(keys)]
+	clear(ips)
+	idx, seg := m.macs.Load(), m.seg.Load()
+	if idx == nil || seg == nil {
+		return 0
+	}
+	var err error
+	defer func() {
+		if err != nil { // the segment was truncated under the batch
+			clear(ips)
+			found = 0
+			seg.faulted()
+		}
+		runtime.KeepAlive(seg) // the mapping lives as long as seg
+	}()
+	defer seg.v.Unguard(seg.v.Guard(), &err)
+	for i, k := range keys {
+		slot, ok := idx.get(packMAC(k))
+		if !ok {
+			continue
+		}
+		if got, ip, ok := seg.v.ReadUnguarded(int(slot)); ok && got == k {
+			ips[i] = ip
+			found++
+		}
+	}
+	return found
 }
 
 // MACEntry is a MAC and its IP.
@@ -288,7 +328,8 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 	}
 	defer c.Close()
 	// Cancelling ctx interrupts the read; the session then says goodbye.
-	stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) })
+	interrupt := func() { c.nc.SetReadDeadline(time.Unix(1, 0)) }
+	stop := context.AfterFunc(ctx, interrupt)
 	defer stop()
 	defer func() {
 		if ctx.Err() != nil {
@@ -327,6 +368,9 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return synced, ctx.Err()
+			}
+			if seg := m.seg.Load(); seg != nil && seg.kicked.Load() {
+				return synced, fmt.Errorf("MAC table: segment %s failed under this client (truncated); resyncing", seg.v.Name)
 			}
 			return synced, fmt.Errorf("reading from rtmd: %w", err)
 		}
@@ -372,9 +416,9 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if err != nil {
 				return synced, fmt.Errorf("bad MAC segment frame: %w", err)
 			}
-			v, err := shm.Open(info.Name)
+			v, err := c.openSegment(info.Name)
 			if err != nil {
-				return synced, fmt.Errorf("MAC table: %w", err)
+				return synced, err
 			}
 			if v.Gen != info.Gen || v.Capacity < int(info.Capacity) {
 				v.Close()
@@ -389,7 +433,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			}
 			// The segment grew: slots refer to the new one from here on.
 			// The old mapping goes when the last reader lets go of it.
-			m.seg.Store(newSegRef(v))
+			m.seg.Store(newSegRef(v, interrupt))
 		case wire.TSnapMACs:
 			if next == nil || nextSeg == nil {
 				return synced, errors.New("protocol error: snapshot MACs outside a snapshot, or before their segment")
@@ -421,7 +465,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			m.mu.Lock()
 			m.table, m.seq = next, snap
 			m.macs.Store(nextMACs)
-			m.seg.Store(newSegRef(nextSeg))
+			m.seg.Store(newSegRef(nextSeg, interrupt))
 			nextSeg = nil
 			if m.synced {
 				m.resyncs++

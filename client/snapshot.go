@@ -8,7 +8,6 @@ import (
 
 	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
-	"github.com/rtm-project/rtm/internal/shm"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -34,9 +33,9 @@ func (c *Conn) MACSnapshot(ctx context.Context) ([]MACEntry, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	v, err := shm.Open(seg.Name)
+	v, err := c.openSegment(seg.Name)
 	if err != nil {
-		return nil, 0, fmt.Errorf("MAC table: %w", err)
+		return nil, 0, err
 	}
 	defer v.Close()
 	slices.SortFunc(keys, func(a, b ks) int { return mac.Compare(a.k, b.k) })

@@ -2,19 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/command"
-	"github.com/rtm-project/rtm/internal/shm"
 )
 
 // macCommand runs the mac commands.
 func (e *env) macCommand(ctx context.Context, cmd command.Command) error {
 	switch cmd.Verb {
 	case command.MACGet:
-		return e.macGet(cmd)
+		return e.macGet(ctx, cmd)
 	case command.MACLoad:
 		return e.macLoad(ctx, cmd.File)
 	}
@@ -71,25 +71,21 @@ func (e *env) printMACs(entries []client.MACEntry, json bool) {
 	}
 }
 
-// macGet reads the IP from the shared segment itself, not through the
-// socket: it finds the newest generation of the segment and scans it.
-func (e *env) macGet(cmd command.Command) error {
-	base := e.shm
-	if base == "" {
-		base = shm.DefaultName(e.socket)
-	}
-	name, err := shm.Latest(base)
+// macGet reads the IP from the shared segment itself: it asks rtmd which
+// segment is current (no guessing of names in /dev/shm), checks that rtmd
+// made it, and scans it.
+func (e *env) macGet(ctx context.Context, cmd command.Command) error {
+	c, err := e.dial(ctx)
 	if err != nil {
 		return err
 	}
-	v, err := shm.Open(name)
-	if err != nil {
-		return err
-	}
-	defer v.Close()
-	ip, ok := v.Find(cmd.MAC)
-	if !ok {
+	defer c.Close()
+	ip, err := c.GetMAC(ctx, cmd.MAC)
+	if errors.Is(err, client.ErrNoMAC) {
 		return fmt.Errorf("no entry for mac %v", cmd.MAC)
+	}
+	if err != nil {
+		return err
 	}
 	if cmd.JSON {
 		e.stdout.Write(append(command.AppendMACJSON(nil, cmd.MAC, ip), '\n'))

@@ -41,8 +41,6 @@ Global flags (before the command):
                       output does not count). Once synced, monitor and client
                       wait for changes without a limit
   -j, --json          print JSON (same as -j after the command)
-      --shm NAME      base name of rtmd's MAC segment, for "mac get" (default:
-                      derived from the socket path, as rtmd derives it)
       --connect HOST:PORT
                       use rtmd's TCP listener instead of the socket: subscriptions
                       and queries only (monitor, client, route show/get, status)
@@ -91,9 +89,8 @@ type env struct {
 	socket  string
 	trust   []uint32      // --trust-uid, $RTM_TRUST_UID
 	timeout time.Duration // --timeout
-	shm     string
-	connect string // host:port of rtmd's TCP listener
-	via     string // "mq" to send through the queue
+	connect string        // host:port of rtmd's TCP listener
+	via     string        // "mq" to send through the queue
 	mq      string
 	json    bool
 	stdin   io.Reader
@@ -154,11 +151,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 				e.mq = args[0]
 			}
 			args = args[1:]
-		case a == "--shm" || a == "-shm":
-			if len(args) == 0 {
-				return usageError{fmt.Errorf("%s needs a NAME", a)}
-			}
-			e.shm, args = args[0], args[1:]
 		case a == "-j" || a == "--json" || a == "-json":
 			e.json = true
 		case a == "-h" || a == "--help" || a == "-help":

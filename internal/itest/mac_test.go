@@ -208,48 +208,47 @@ func TestMACGrowth(t *testing.T) {
 	}
 }
 
-// TestMACSegmentGoneOrBad checks that a client whose segment vanished, or
-// whose header does not match, reports a clear error and does not crash;
-// and that rtmd keeps serving.
+// TestMACSegmentGoneOrBad checks that a client whose segment does not
+// match its header reports a clear error and does not crash; that a
+// segment removed under rtmd is replaced by a new generation when a client
+// asks for it; and that rtmd keeps serving.
 func TestMACSegmentGoneOrBad(t *testing.T) {
 	d := startRtmd(t)
 	c := d.dial()
 	if err := c.AddMAC(context.Background(), testMAC(1), netip.MustParseAddr("10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	name, err := shm.Latest(shm.DefaultName(d.socket))
-	if err != nil {
-		t.Fatal(err)
-	}
+	name := d.status().SHM
 	path := filepath.Join(shm.Dir, name)
 	good, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	mirrorErr := func() string {
-		errs := make(chan error, 1)
-		m := &client.Mirror{Address: d.socket, NoReconnect: true}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		go func() { errs <- m.Run(ctx) }()
-		return fmt.Sprint(<-errs)
 	}
 	// A header that is not rtm's.
 	bad := append([]byte("NOTRTM!!"), good[8:]...)
 	if err := os.WriteFile(path, bad, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if got := mirrorErr(); !strings.Contains(got, "not an rtm MAC segment") {
-		t.Errorf("mirror on a bad header: %s", got)
+	m := &client.Mirror{Address: d.socket, NoReconnect: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Run(ctx); !strings.Contains(fmt.Sprint(err), "not an rtm MAC segment") {
+		t.Errorf("mirror on a bad header: %v", err)
 	}
 	os.WriteFile(path, good, 0o640)
-	// The object gone.
+	// The object gone: rtmd makes a new one when asked for the segment.
 	os.Remove(path)
-	if got := mirrorErr(); !strings.Contains(got, "no such file") {
-		t.Errorf("mirror on a vanished segment: %s", got)
+	if out := d.mustRtm("mac", "get", testMAC(1).String()); out != "10.0.0.1\n" {
+		t.Errorf("rtm mac get after the segment was removed = %q", out)
+	}
+	if cur := d.status().SHM; cur == name {
+		t.Errorf("rtmd still on the removed %s", cur)
 	}
 	// rtmd still serves.
 	if err := c.ReplaceMAC(context.Background(), testMAC(1), netip.MustParseAddr("10.0.0.2")); err != nil {
 		t.Fatal(err)
+	}
+	if out := d.mustRtm("mac", "get", testMAC(1).String()); out != "10.0.0.2\n" {
+		t.Errorf("rtm mac get = %q", out)
 	}
 }

@@ -105,10 +105,14 @@ func peerPidfd(c *conn) (int, error) {
 // SIGUSR1 to every registered client.
 func (s *Server) flush() {
 	s.table.Clear()
-	s.macs.clear()
+	if err := s.macs.clear(); err != nil {
+		s.log.Error("MAC table", "err", err)
+	}
 	s.seq++
 	s.changes.AddFlush(s.seq)
-	s.macs.seg.SetFlush(s.seq)
+	if err := s.macs.setFlush(s.seq); err != nil {
+		s.log.Error("MAC table", "err", err)
+	}
 	s.flushing = true
 	s.log.Info("tables flushed", "seq", s.seq)
 }

@@ -308,7 +308,7 @@ func (c *conn) read() {
 			ev.route.Dst = d.Prefix("dst")
 		case wire.KGet:
 			ev.addr = d.Addr("address")
-		case wire.KSubscribe, wire.KFlush, wire.KClients:
+		case wire.KSubscribe, wire.KFlush, wire.KClients, wire.KStatus, wire.KMACSeg:
 		case wire.KRegister:
 			ev.pid = int32(d.U32("pid"))
 		case wire.KAck:

@@ -129,12 +129,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	// The socket is ours, so objects of this name are a dead rtmd's.
-	if stale, err := shm.RemoveStale(cfg.SHM); err != nil {
+	if stale, foreign, err := shm.RemoveStale(cfg.SHM); err != nil {
 		ln.Close()
 		os.Remove(cfg.Socket)
 		return nil, err
-	} else if len(stale) > 0 {
-		cfg.Log.Info("removed stale shared memory objects", "names", stale)
+	} else {
+		if len(stale) > 0 {
+			cfg.Log.Info("removed stale shared memory objects", "names", stale)
+		}
+		if len(foreign) > 0 {
+			cfg.Log.Warn("shared memory objects of this name that rtmd did not make; left alone, never used", "objects", foreign)
+		}
 	}
 	if cfg.MQ == "" {
 		cfg.MQ = "/" + shm.DefaultName(cfg.Socket)
@@ -159,9 +164,10 @@ func New(cfg Config) (*Server, error) {
 		s.cleanup()
 		return nil, err
 	}
-	if s.macs, err = newMACTable(cfg.SHM, cfg.MACCap); err != nil {
+	if s.macs, err = newMACTable(cfg.SHM, cfg.MACCap, int(gid)); err != nil {
 		return fail(err)
 	}
+	s.macs.moved = s.macSegMoved
 	if s.queue, err = s.openQueue(); err != nil {
 		return fail(err)
 	}
@@ -344,6 +350,7 @@ type Result struct {
 	Route    route.Route
 	Changes  int    // routes changed by a load
 	Text     string // the clients, as JSON
+	MACSeg   wire.MACSeg
 }
 
 func (s *Server) loop(ctx context.Context) {
@@ -468,19 +475,35 @@ func (s *Server) apply(r evRequest, res *Result) {
 	case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
 		res.Err = s.setMAC(r.kind, r.mac, r.ip)
 	case wire.KMACDel:
-		if !s.macs.del(r.mac) {
+		had, err := s.macs.del(r.mac)
+		if err != nil {
+			res.Err = err
+			break
+		}
+		if !had {
 			res.Err = fmt.Errorf("no entry for mac %v", r.mac)
 			break
 		}
 		s.seq++
 		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0)
 	case wire.KMACLoad:
+		// Room for every new key first, so that a failure to grow leaves
+		// the table as it was.
+		if res.Err = s.macs.reserveFor(r.macs); res.Err != nil {
+			s.log.Error("MAC load refused", "entries", len(r.macs), "err", res.Err)
+			break
+		}
 		for _, kv := range r.macs {
 			if res.Err = s.setMAC(wire.KMACReplace, kv.mac, kv.ip); res.Err != nil {
-				break // only a failure to grow the segment
+				break // only a segment that failed, and no new one
 			}
 			res.Changes++
 		}
+	case wire.KMACSeg:
+		if err := s.macs.check(); err != nil {
+			s.log.Error("MAC table", "err", err)
+		}
+		res.MACSeg = s.macs.segInfo()
 	case wire.KGet:
 		res.Route, res.NotFound = s.table.Lookup(r.addr)
 		res.NotFound = !res.NotFound
@@ -512,6 +535,8 @@ func (s *Server) reply(r evRequest, res Result) {
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, res.Text))
 	case r.kind == wire.KLoad || r.kind == wire.KMACLoad:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))
+	case r.kind == wire.KMACSeg:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendMACSegBody(nil, res.MACSeg))
 	default:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
 	}
@@ -558,17 +583,13 @@ func (s *Server) setMAC(kind byte, m mac.Addr, ip netip.Addr) error {
 	case kind == wire.KMACChange && !had:
 		return fmt.Errorf("no entry for mac %v", m)
 	}
-	e, had, changed, grew, err := s.macs.set(m, ip)
+	e, had, changed, err := s.macs.set(m, ip)
 	if err != nil {
 		s.log.Error("MAC table", "err", err)
 		return err
 	}
 	if !changed {
 		return nil
-	}
-	if grew {
-		s.log.Info("MAC segment grown", "name", s.macs.seg.Name, "capacity", s.macs.seg.Capacity)
-		s.changes.AppendFrame(wire.AppendMACSeg(nil, s.macs.segInfo()))
 	}
 	op := byte(wire.OpMACAdd)
 	if had {
@@ -585,6 +606,9 @@ func (s *Server) setMAC(kind byte, m mac.Addr, ip netip.Addr) error {
 // is not yet subscribed: they are in its snapshot, and its stream must
 // begin with SnapBegin.
 func (s *Server) snapshot(c *conn, reason byte) {
+	if err := s.macs.check(); err != nil {
+		s.log.Error("MAC table", "err", err)
+	}
 	s.publish()
 	c.subscribed = true
 	c.enqueueSnapshot(s.table.Freeze(), s.macs.freeze(), s.seq, reason)
@@ -595,7 +619,9 @@ func (s *Server) snapshot(c *conn, reason byte) {
 // has already been sent it.
 func (s *Server) publish() {
 	if s.changes.Len() > 0 {
-		s.macs.seg.SetCounters(len(s.macs.entries), s.seq)
+		if err := s.macs.setCounters(s.seq); err != nil {
+			s.log.Error("MAC table", "err", err)
+		}
 		bufs := s.changes.Take()
 		for c := range s.clients {
 			if c.subscribed {

@@ -78,6 +78,7 @@ const (
 	KFlush      = 16 // empty both tables
 	KClients    = 17 // the reply is the connected clients, as JSON
 	KStatus     = 18 // the reply is rtmd's status, as JSON
+	KMACSeg     = 19 // the reply is the current MAC segment, as a MACSeg payload
 )
 
 // DefaultMaxLoad is the most routes rtmd takes in one load by default.
@@ -129,10 +130,15 @@ type MACSeg struct {
 // AppendMACSeg appends a MACSeg frame.
 func AppendMACSeg(b []byte, s MACSeg) []byte {
 	b, off := BeginFrame(b, TMACSeg)
+	return EndFrame(AppendMACSegBody(b, s), off)
+}
+
+// AppendMACSegBody appends a MACSeg payload: the body of a MACSeg frame,
+// and of the reply to KMACSeg.
+func AppendMACSegBody(b []byte, s MACSeg) []byte {
 	b = binary.LittleEndian.AppendUint32(b, s.Gen)
 	b = binary.LittleEndian.AppendUint32(b, s.Capacity)
-	b = AppendString(b, s.Name)
-	return EndFrame(b, off)
+	return AppendString(b, s.Name)
 }
 
 // BeginFrame appends a frame header with a zero length; EndFrame fills it in.

@@ -27,7 +27,7 @@ func main() {
 	backlog := fs.Int("backlog", server.DefaultBacklog, "`bytes` queued for one client before it is resent the table instead")
 	shmName := fs.String("shm", "", "base `name` of the MAC table's shared memory objects in /dev/shm (default: rtm- and a hash of the socket path)")
 	macCap := fs.Int("mac-capacity", server.DefaultMACCap, "initial `records` of the MAC segment; it doubles when full")
-	group := fs.String("group", "", "a `group` (name or gid) whose members may connect and change the tables, besides root and rtmd's own uid: the socket and the queue get that group (socket 0660, queue 0620); without it the socket has rtmd's group, whose members may only subscribe, and the queue is 0600")
+	group := fs.String("group", "", "a `group` (name or gid) whose members may connect and change the tables, besides root and rtmd's own uid: the socket, the queue and the MAC segment get that group (socket 0660, queue 0620, segment 0640, so members read MAC values too); without it the socket has rtmd's group, whose members may only subscribe, and the queue is 0600")
 	mqName := fs.String("mq", "", "the command message queue's `name`, /NAME, or off for none (default: / and the shared memory base name); 8 messages of 4096 bytes, about 33 KiB of the user's RLIMIT_MSGQUEUE")
 	listen := fs.String("listen", "", "TCP `address` (e.g. 127.0.0.1:7400) for read-only subscribers; no encryption or authentication: loopback or a trusted network only")
 	compatSock := fs.String("compat-socket", "", "also serve classic clients of the 72-byte route record (docs/protocol.md) on the Unix socket `path`; read-only")

@@ -596,3 +596,32 @@ func openPty(t *testing.T) (pty, tty *os.File) {
 	}
 	return pty, tty
 }
+
+// TestLogFlood: events any peer can cause, protocol errors and
+// subscribers coming and going, are logged once per cause and 10 s, not
+// once each.
+func TestLogFlood(t *testing.T) {
+	d := startRtmd(t)
+	for range 50 {
+		nc, err := net.Dial("unix", d.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		io.Copy(io.Discard, nc) // rtmd answers with an Error frame and closes
+		nc.Close()
+
+		p := dialPeer(t, "unix", d.socket)
+		p.send(wire.AppendRequest(nil, 0, wire.KSubscribe, nil))
+		for typ, _ := p.frame(); typ != wire.TSynced; typ, _ = p.frame() {
+		}
+		p.nc.Close()
+	}
+	status(t, d) // the loop has handled every departure before this
+	log := d.stderr.String()
+	for _, msg := range []string{`msg="dropping client"`, `msg="subscriber gone"`} {
+		if n := strings.Count(log, msg); n < 1 || n > 2 {
+			t.Errorf("%d lines of %s for 50 events; want 1 or 2 (once per 10 s)", n, msg)
+		}
+	}
+}

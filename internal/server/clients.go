@@ -74,7 +74,7 @@ func (s *Server) register(c *conn, pid int32) error {
 		return fmt.Errorf("register: pid %d, which opened this connection, has exited", pid)
 	}
 	c.pidfd, c.regPid = fd, pid
-	s.log.Info("client registered", "client", c)
+	s.rates.info("registered", "client registered", "client", c)
 	return nil
 }
 

@@ -26,7 +26,7 @@ func (c *conn) readCompat() {
 	for {
 		n, err := c.nc.Read(buf)
 		if n > 0 && !told {
-			c.s.log.Warn("compat client wrote to rtmd; ignored (these clients only read)", "client", c)
+			c.s.rates.warn("compat wrote", "compat client wrote to rtmd; ignored (these clients only read)", "client", c)
 			told = true
 		}
 		if err != nil {
@@ -173,7 +173,7 @@ func (c *conn) compatRecord(st *compatState, op uint32, r route.Route) error {
 	rec, err := compat.Append(st.rec[:0], op, r)
 	if err != nil {
 		if st.skipped == 0 {
-			c.s.log.Warn("route has no classic form; such routes are skipped for this compat client", "client", c, "route", r.String(), "err", err)
+			c.s.rates.warn("compat skipped", "route has no classic form; such routes are skipped for this compat client", "client", c, "route", r.String(), "err", err)
 		}
 		st.skipped++
 		return nil

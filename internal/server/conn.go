@@ -151,7 +151,7 @@ func (c *conn) push(it item) {
 	} else if c.queued > 2*c.s.cfg.Backlog {
 		// Replies pile up only if the client sends requests and never
 		// reads: it is broken, not slow.
-		c.s.log.Warn("client does not read its replies; dropping it", "client", c)
+		c.s.rates.warn("unread replies", "client does not read its replies; dropping it", "client", c)
 		go c.close()
 		return
 	}
@@ -166,7 +166,7 @@ func (c *conn) push(it item) {
 // overflow drops the queued changes; the writer asks for a new snapshot when
 // it has sent what it holds. Called with mu held.
 func (c *conn) overflow() {
-	c.s.log.Warn("client backlog over its cap; it will be resent the table", "client", c, "backlog_bytes", c.queued, "cap", c.s.cfg.Backlog)
+	c.s.rates.warn("backlog", "client backlog over its cap; it will be resent the table", "client", c, "backlog_bytes", c.queued, "cap", c.s.cfg.Backlog)
 	c.resync = true
 	kept := c.queue[:0]
 	c.queued = 0
@@ -232,7 +232,7 @@ func (c *conn) shutdown(msg string) {
 // fatal reports a protocol error to the client and to the log, and drops
 // the client.
 func (c *conn) fatal(err error) {
-	c.s.log.Warn("dropping client", "client", c, "err", err)
+	c.s.rates.warn("protocol error", "dropping client", "client", c, "err", err)
 	c.shutdown(err.Error())
 	c.gone(err)
 }
@@ -478,7 +478,7 @@ func (c *conn) writeFailed(err error) {
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.close()
-		c.s.refusals.warn("write timeout", "dropping a client that did not read within the write timeout", "client", c, "timeout", c.s.cfg.Limits.WriteTimeout)
+		c.s.rates.warn("write timeout", "dropping a client that did not read within the write timeout", "client", c, "timeout", c.s.cfg.Limits.WriteTimeout)
 		c.s.freeMemorySoon()
 		c.gone(fmt.Errorf("write: did not read within %v (-write-timeout)", c.s.cfg.Limits.WriteTimeout))
 		return

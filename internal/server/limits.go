@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -96,36 +97,46 @@ func (l *connLimit) release(peer string) {
 	}
 }
 
-// refusalLog logs a refusal once per cause and interval, so that a flood
-// of them costs a line every few seconds, not a line each. Causes are a
-// fixed set of words chosen by rtmd, never a peer's bytes, so the map
-// stays small.
-type refusalLog struct {
+// rateLog logs a line once per cause and interval, so that a flood of
+// events a peer can cause (refusals, drops, protocol errors, clients coming
+// and going) costs a line every few seconds, not a line each. Causes are a
+// fixed set of words chosen by rtmd, never a peer's bytes, so the map stays
+// small.
+type rateLog struct {
 	log   *slog.Logger
 	every time.Duration
 
 	mu     sync.Mutex
-	causes map[string]*refusalCount
+	causes map[string]*rateCount
 }
 
-type refusalCount struct {
+type rateCount struct {
 	last       time.Time
 	suppressed int
 }
 
-func newRefusalLog(log *slog.Logger) *refusalLog {
-	return &refusalLog{log: log, every: 10 * time.Second, causes: make(map[string]*refusalCount)}
+func newRateLog(log *slog.Logger) *rateLog {
+	return &rateLog{log: log, every: 10 * time.Second, causes: make(map[string]*rateCount)}
 }
 
-// warn logs msg for cause unless a line for cause went out less than
+// warn logs a warning for cause; see logAt.
+func (l *rateLog) warn(cause, msg string, args ...any) { l.logAt(slog.LevelWarn, cause, msg, args...) }
+
+// info logs an informational line for cause; see logAt.
+func (l *rateLog) info(cause, msg string, args ...any) { l.logAt(slog.LevelInfo, cause, msg, args...) }
+
+// logAt logs msg for cause unless a line for cause went out less than
 // every ago; then it only counts it, and the next line says how many
 // were not logged.
-func (l *refusalLog) warn(cause, msg string, args ...any) {
+func (l *rateLog) logAt(level slog.Level, cause, msg string, args ...any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
 	now := time.Now()
 	l.mu.Lock()
 	c := l.causes[cause]
 	if c == nil {
-		c = new(refusalCount)
+		c = new(rateCount)
 		l.causes[cause] = c
 	}
 	if !c.last.IsZero() && now.Sub(c.last) < l.every {
@@ -136,9 +147,8 @@ func (l *refusalLog) warn(cause, msg string, args ...any) {
 	n := c.suppressed
 	c.last, c.suppressed = now, 0
 	l.mu.Unlock()
-	args = append(args, "cause", cause)
 	if n > 0 {
 		args = append(args, "not_logged_since_last", n)
 	}
-	l.log.Warn(msg, args...)
+	l.log.Log(context.Background(), level, msg, args...)
 }

@@ -198,7 +198,7 @@ func (st *staging) add(s *Server, kind byte, d *wire.Decoder) error {
 func (st *staging) charge(s *Server, n int64) error {
 	if total := s.staged.Add(n); total > s.cfg.Limits.StagedBytes {
 		s.staged.Add(-n)
-		s.refusals.warn("staging budget", "load refused: staging budget used up", "staged_bytes", total-n, "limit", s.cfg.Limits.StagedBytes)
+		s.rates.warn("staging budget", "load refused: staging budget used up", "staged_bytes", total-n, "limit", s.cfg.Limits.StagedBytes)
 		return fmt.Errorf("load refused: rtmd is staging %d bytes of loads, limit %d (-max-staged); retry later", total-n, s.cfg.Limits.StagedBytes)
 	}
 	st.bytes += n

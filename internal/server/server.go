@@ -88,7 +88,7 @@ type Server struct {
 	// Bounds on what peers make rtmd hold (Config.Limits).
 	unixConns, tcpConns, compatConns *connLimit
 	staged                           atomic.Int64 // bytes of loads staged by readers, not yet applied
-	refusals                         *refusalLog
+	rates                            *rateLog
 	freeMemory                       chan struct{} // cap 1: freeMemorySoon was called
 
 	nextID   atomic.Uint64 // connection ids, for logs
@@ -153,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 		events:     make(chan event, 1024),
 		stopping:   make(chan struct{}),
 		clients:    make(map[*conn]struct{}),
-		refusals:   newRefusalLog(cfg.Log),
+		rates:      newRateLog(cfg.Log),
 		freeMemory: make(chan struct{}, 1),
 	}
 	lim := cfg.Limits
@@ -287,13 +287,13 @@ func (s *Server) accept(ln net.Listener, transport string, lim *connLimit) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.refusals.warn("accept", "accept failed; retrying in 100ms", "transport", transport, "err", err)
+			s.rates.warn("accept", "accept failed; retrying in 100ms", "transport", transport, "err", err)
 			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
 		c := newConn(s, nc, transport)
 		if err := lim.acquire(c.peer); err != nil {
-			s.refusals.warn("connection limit", "connection refused", "transport", transport, "err", err)
+			s.rates.warn("connection limit", "connection refused", "transport", transport, "err", err)
 			c.refuse(err)
 			continue
 		}
@@ -391,11 +391,11 @@ func (s *Server) handle(ev event) {
 			// rtm commands that come and go are not.
 			switch {
 			case ev.err.Error() == "goodbye" && (registered || ev.c.subscribed):
-				s.log.Info("client said goodbye", "client", ev.c)
+				s.rates.info("goodbye", "client said goodbye", "client", ev.c)
 			case registered:
-				s.log.Info("registered client gone without goodbye", "client", ev.c, "reason", ev.err)
+				s.rates.info("gone registered", "registered client gone without goodbye", "client", ev.c, "reason", ev.err)
 			case ev.c.subscribed:
-				s.log.Info("subscriber gone", "client", ev.c, "reason", ev.err)
+				s.rates.info("gone subscriber", "subscriber gone", "client", ev.c, "reason", ev.err)
 			default:
 				s.log.Debug("client gone", "client", ev.c, "reason", ev.err)
 			}

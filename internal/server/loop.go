@@ -1,0 +1,399 @@
+package server
+
+// The loop: the one goroutine that owns the tables and the sequence number.
+// It takes events from every source, applies a turn's worth, then publishes
+// the turn's changes to every subscriber and the turn's replies.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rtm-project/rtm/internal/mac"
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+// event is what sources send the loop.
+type event interface{}
+
+type (
+	evHello struct{ c *conn } // a client completed the handshake
+	evGone  struct {
+		c   *conn
+		err error
+	}
+	evRequest struct {
+		c      *conn // nil from the console
+		id     uint32
+		kind   byte
+		route  route.Route
+		addr   netip.Addr
+		load   *loadBatch   // load: checked and staged by the reader
+		staged int64        // bytes of Server.staged that load or macs hold; the loop releases them
+		mac    mac.Addr     // the MAC requests
+		ip     netip.Addr   // MAC add, change, replace
+		pid    int32        // register
+		line   int          // queue: the line of the message
+		macs   []macValue   // MAC load
+		err    error        // the reader found the request bad; the loop replies with it
+		done   func(Result) // console: called on the loop; must not block
+	}
+	evResync struct{ c *conn } // the writer is idle and the client needs a new snapshot
+	evView   struct{ done func(*route.View, uint64) }
+	evMACs   struct{ done func([]macValue) }
+)
+
+// Result is the outcome of a request from the console.
+type Result struct {
+	Err      error
+	NotFound bool
+	Route    route.Route
+	Changes  int    // routes changed by a load
+	Text     string // the clients, as JSON
+	MACSeg   wire.MACSeg
+}
+
+func (s *Server) loop(ctx context.Context) {
+	for {
+		select {
+		case ev := <-s.events:
+			s.handle(ev)
+		case <-ctx.Done():
+			return
+		}
+	drain:
+		for range 256 {
+			select {
+			case ev := <-s.events:
+				s.handle(ev)
+			default:
+				break drain
+			}
+		}
+		s.publish()
+	}
+}
+
+func (s *Server) handle(ev event) {
+	switch ev := ev.(type) {
+	case evHello:
+		s.clients[ev.c] = struct{}{}
+		ev.c.enqueue(wire.AppendWelcome(nil, s.seq, s.cfg.Version))
+	case evGone:
+		if _, ok := s.clients[ev.c]; ok {
+			delete(s.clients, ev.c)
+			registered := ev.c.pidfd >= 0
+			if registered {
+				unix.Close(ev.c.pidfd)
+				ev.c.pidfd = -1
+			}
+			// Subscribers and registered clients are worth a line; the
+			// rtm commands that come and go are not.
+			switch {
+			case ev.err.Error() == "goodbye" && (registered || ev.c.subscribed):
+				s.rates.info("goodbye", "client said goodbye", "client", ev.c)
+			case registered:
+				s.rates.info("gone registered", "registered client gone without goodbye", "client", ev.c, "reason", ev.err)
+			case ev.c.subscribed:
+				s.rates.info("gone subscriber", "subscriber gone", "client", ev.c, "reason", ev.err)
+			default:
+				s.log.Debug("client gone", "client", ev.c, "reason", ev.err)
+			}
+		}
+		ev.c.close()
+	case evRequest:
+		s.request(ev)
+	case evResync:
+		if _, ok := s.clients[ev.c]; ok {
+			ev.c.resyncs++
+			s.snapshot(ev.c, wire.ReasonBacklog)
+		}
+	case evView:
+		s.publish()
+		ev.done(s.table.Freeze(), s.seq)
+	case evMACs:
+		ev.done(s.macs.values())
+	case evQueue:
+		s.queueMessage(ev)
+	case evCompat:
+		s.clients[ev.c] = struct{}{}
+		s.snapshot(ev.c, wire.ReasonNew)
+	}
+}
+
+func (s *Server) request(r evRequest) {
+	var res Result
+	in := inConsole
+	if r.c != nil {
+		in = r.c.input
+	}
+	switch {
+	case r.err != nil:
+		res.Err = r.err
+	default:
+		s.apply(r, &res)
+	}
+	if res.Err != nil {
+		s.inputs[in].rejected++
+	} else {
+		s.inputs[in].accepted++
+	}
+	if r.staged > 0 {
+		s.staged.Add(-r.staged)
+	}
+	if r.kind == wire.KSubscribe && res.Err == nil {
+		return // the snapshot is the answer
+	}
+	s.reply(r, res)
+}
+
+func (s *Server) apply(r evRequest, res *Result) {
+	// A connection's reader has checked its permissions (conn.permitted);
+	// the queue's are its mode, and the console is rtmd's operator.
+	switch r.kind {
+	case wire.KFlush:
+		s.flush()
+	case wire.KRegister:
+		res.Err = s.register(r.c, r.pid)
+	case wire.KClients:
+		res.Text = s.clientsJSON()
+	case wire.KStatus:
+		res.Text = s.statusJSON(r.c != nil && r.c.input == inTCP)
+	case wire.KAdd, wire.KChange, wire.KReplace:
+		res.Err = s.set(r.kind, r.route)
+	case wire.KDel:
+		res.Err = s.del(r.route.Dst)
+	case wire.KLoad:
+		start := time.Now()
+		res.Changes = s.load(r.load)
+		s.log.Debug("load applied", "changes", res.Changes, "seq", s.seq, "took", time.Since(start))
+		if r.load.n >= 100_000 {
+			// The staged batch is garbage now; give its pages back rather
+			// than keep a big load's peak as rtmd's size.
+			s.freeMemorySoon()
+		}
+	case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
+		res.Err = s.setMAC(r.kind, r.mac, r.ip)
+	case wire.KMACDel:
+		had, err := s.macs.del(r.mac)
+		if err != nil {
+			res.Err = err
+			break
+		}
+		if !had {
+			res.Err = fmt.Errorf("no entry for mac %v", r.mac)
+			break
+		}
+		s.seq++
+		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0)
+	case wire.KMACLoad:
+		// Room for every new key first, so that a failure to grow leaves
+		// the table as it was.
+		if res.Err = s.macs.reserveFor(r.macs); res.Err != nil {
+			s.log.Error("MAC load refused", "entries", len(r.macs), "err", res.Err)
+			break
+		}
+		for _, kv := range r.macs {
+			if res.Err = s.setMAC(wire.KMACReplace, kv.mac, kv.ip); res.Err != nil {
+				break // only a segment that failed, and no new one
+			}
+			res.Changes++
+		}
+	case wire.KMACSeg:
+		if err := s.macs.check(); err != nil {
+			s.log.Error("MAC table", "err", err)
+		}
+		res.MACSeg = s.macs.segInfo()
+	case wire.KGet:
+		res.Route, res.NotFound = s.table.Lookup(r.addr)
+		res.NotFound = !res.NotFound
+	case wire.KSubscribe:
+		if r.c == nil || r.c.subscribed {
+			res.Err = errors.New("already subscribed")
+			break
+		}
+		s.snapshot(r.c, wire.ReasonNew)
+	default:
+		res.Err = fmt.Errorf("unknown request kind %d", r.kind)
+	}
+}
+
+func (s *Server) reply(r evRequest, res Result) {
+	if r.done != nil {
+		r.done(res)
+		return
+	}
+	var b []byte
+	switch {
+	case res.Err != nil:
+		b = wire.AppendErrorReply(nil, r.id, res.Err.Error())
+	case r.kind == wire.KGet && res.NotFound:
+		b = wire.AppendReply(nil, r.id, wire.StatusNotFound, nil)
+	case r.kind == wire.KGet:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendRoute(nil, res.Route))
+	case r.kind == wire.KClients || r.kind == wire.KStatus:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, res.Text))
+	case r.kind == wire.KLoad || r.kind == wire.KMACLoad:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))
+	case r.kind == wire.KMACSeg:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendMACSegBody(nil, res.MACSeg))
+	default:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
+	}
+	s.replies = append(s.replies, pendingReply{r.c, b})
+}
+
+func (s *Server) set(kind byte, r route.Route) error {
+	old, had := s.table.Get(r.Dst)
+	switch {
+	case kind == wire.KAdd && had:
+		return fmt.Errorf("route %v exists (via %v dev %s)", r.Dst, old.Gateway, old.Dev)
+	case kind == wire.KChange && !had:
+		return fmt.Errorf("no route for %v", r.Dst)
+	case had && old == r.NextHop:
+		return nil // nothing changes, so no sequence number is used
+	}
+	s.table.Set(r.Dst, r.NextHop)
+	op := byte(wire.OpAdd)
+	if had {
+		op = wire.OpChange
+	}
+	s.seq++
+	s.changes.Add(s.seq, op, r)
+	return nil
+}
+
+func (s *Server) del(p netip.Prefix) error {
+	if _, had := s.table.Delete(p); !had {
+		return fmt.Errorf("no route for %v", p)
+	}
+	s.seq++
+	s.changes.Add(s.seq, wire.OpDel, route.Route{Dst: p})
+	return nil
+}
+
+// setMAC applies a MAC add, change or replace: the record first, then the
+// change that names it (and, if the segment grew, the new segment before
+// that).
+func (s *Server) setMAC(kind byte, m mac.Addr, ip netip.Addr) error {
+	e, had := s.macs.entries[m]
+	switch {
+	case kind == wire.KMACAdd && had:
+		return fmt.Errorf("mac %v exists (ip %v)", m, e.ip)
+	case kind == wire.KMACChange && !had:
+		return fmt.Errorf("no entry for mac %v", m)
+	}
+	e, had, changed, err := s.macs.set(m, ip)
+	if err != nil {
+		s.log.Error("MAC table", "err", err)
+		return err
+	}
+	if !changed {
+		return nil
+	}
+	op := byte(wire.OpMACAdd)
+	if had {
+		op = wire.OpMACChange
+	}
+	s.seq++
+	s.changes.AddMAC(s.seq, op, m, e.slot)
+	return nil
+}
+
+// snapshot queues a consistent snapshot at the current sequence for c,
+// after every change already published, and subscribes c from then on.
+// The turn's changes so far are published first, while a new subscriber
+// is not yet subscribed: they are in its snapshot, and its stream must
+// begin with SnapBegin.
+func (s *Server) snapshot(c *conn, reason byte) {
+	if err := s.macs.check(); err != nil {
+		s.log.Error("MAC table", "err", err)
+	}
+	s.publish()
+	c.subscribed = true
+	c.enqueueSnapshot(s.table.Freeze(), s.macs.freeze(), s.seq, reason)
+}
+
+// publish sends the changes of this turn to every subscriber, then the
+// replies of this turn, so that a client that is told its change is done
+// has already been sent it.
+func (s *Server) publish() {
+	if s.changes.Len() > 0 {
+		if err := s.macs.setCounters(s.seq); err != nil {
+			s.log.Error("MAC table", "err", err)
+		}
+		bufs := s.changes.Take()
+		for c := range s.clients {
+			if c.subscribed {
+				c.enqueueChanges(bufs, s.seq)
+			}
+		}
+	}
+	for _, r := range s.replies {
+		r.c.enqueue(r.b)
+	}
+	clear(s.replies)
+	s.replies = s.replies[:0]
+	if s.flushing {
+		s.flushing = false
+		s.signalFlush()
+	}
+}
+
+// Exec runs a request for the console and waits for its result.
+func (s *Server) Exec(ctx context.Context, kind byte, r route.Route, addr netip.Addr) Result {
+	ch := make(chan Result, 1)
+	ev := evRequest{kind: kind, route: r, addr: addr, done: func(res Result) { ch <- res }}
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+	select {
+	case res := <-ch:
+		return res
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+}
+
+// MACs returns the MAC table, each IP as read from the shared segment.
+func (s *Server) MACs(ctx context.Context) ([]macValue, error) {
+	ch := make(chan []macValue, 1)
+	select {
+	case s.events <- evMACs{func(v []macValue) { ch <- v }}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case v := <-ch:
+		return v, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// View returns a read-only snapshot of the table and its sequence number.
+func (s *Server) View(ctx context.Context) (*route.View, uint64, error) {
+	type vs struct {
+		v   *route.View
+		seq uint64
+	}
+	ch := make(chan vs, 1)
+	select {
+	case s.events <- evView{func(v *route.View, seq uint64) { ch <- vs{v, seq} }}:
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	select {
+	case r := <-ch:
+		return r.v, r.seq, nil
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+}

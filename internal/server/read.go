@@ -1,0 +1,144 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/rtm-project/rtm/internal/wire"
+)
+
+// readBuffer is a connection's read buffer. It is small: most peers are
+// idle or send small requests, and a large frame (a load chunk) is read
+// straight into its own buffer, which wire.Reader releases after it.
+const readBuffer = 4 << 10
+
+func (c *conn) read() {
+	r := wire.NewReaderSize(c.nc, readBuffer)
+	c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
+	typ, p, err := r.ReadFrame()
+	if err != nil {
+		c.fatal(fmt.Errorf("reading hello: %w", err))
+		return
+	}
+	if typ != wire.THello {
+		c.fatal(fmt.Errorf("protocol error: first frame has type %d, want Hello (%d)", typ, wire.THello))
+		return
+	}
+	h, err := wire.DecodeHello(p)
+	if err != nil {
+		c.fatal(fmt.Errorf("bad hello: %w", err))
+		return
+	}
+	c.name = h.Name
+	if h.Version != wire.Version {
+		c.fatal(fmt.Errorf("unsupported protocol version %d: rtmd speaks version %d", h.Version, wire.Version))
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if !c.send(evHello{c}) {
+		return
+	}
+	var (
+		d  wire.Decoder
+		ld staging
+	)
+	defer ld.reset(c.s)
+	for {
+		typ, p, err := r.ReadFrame()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				c.gone(errors.New("closed by client"))
+			} else {
+				c.fatal(err)
+			}
+			return
+		}
+		if typ != wire.TRequest {
+			c.fatal(fmt.Errorf("protocol error: frame type %d from a client", typ))
+			return
+		}
+		d.Reset(p)
+		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
+		ev.err = c.permitted(ev.kind)
+		switch ev.kind {
+		case wire.KAdd, wire.KChange, wire.KReplace:
+			ev.route = d.Route()
+		case wire.KDel:
+			ev.route.Dst = d.Prefix("dst")
+		case wire.KGet:
+			ev.addr = d.Addr("address")
+		case wire.KSubscribe, wire.KFlush, wire.KClients, wire.KStatus, wire.KMACSeg:
+		case wire.KRegister:
+			ev.pid = int32(d.U32("pid"))
+		case wire.KAck:
+			c.acked.Store(d.U64("sequence"))
+			if err := d.Finish(); err != nil {
+				c.fatal(fmt.Errorf("bad request: %w", err))
+				return
+			}
+			continue
+		case wire.KGoodbye:
+			if err := d.Finish(); err != nil {
+				c.fatal(fmt.Errorf("bad request: %w", err))
+				return
+			}
+			c.close()
+			c.gone(errors.New("goodbye"))
+			return
+		case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
+			ev.mac, ev.ip = d.MACValue()
+		case wire.KMACDel:
+			ev.mac = d.MAC("mac")
+		case wire.KLoad, wire.KMACLoad:
+			send, err := ld.chunk(c.s, &ev, &d)
+			if err != nil {
+				c.fatal(err)
+				return
+			}
+			if send && !c.send(ev) {
+				c.s.staged.Add(-ev.staged)
+				return
+			}
+			continue
+		default:
+			// A well-formed frame with a kind this rtmd does not know:
+			// the loop answers with an error and the client stays.
+			d.Rest()
+		}
+		if err := d.Finish(); err != nil {
+			c.fatal(fmt.Errorf("bad request: %w", err))
+			return
+		}
+		if !c.send(ev) {
+			return
+		}
+	}
+}
+
+// permitted checks a request's kind against what the peer may do, on the
+// first frame of the request (the first chunk of a load), before anything
+// of it is staged.
+func (c *conn) permitted(kind byte) error {
+	switch {
+	case c.input == inTCP && (isMutation(kind) || kind == wire.KRegister):
+		return errors.New("permission denied: over TCP rtmd only serves subscriptions and queries")
+	case c.input == inTCP && kind == wire.KClients:
+		return errors.New("permission denied: the client list is not served over TCP")
+	case !c.mayChange && isMutation(kind):
+		return fmt.Errorf("permission denied: uid %d may not change the tables (root, uid %d%s may)", c.cred.Uid, os.Getuid(), c.s.groupText())
+	}
+	return nil
+}
+
+func (c *conn) send(ev event) bool {
+	select {
+	case c.s.events <- ev:
+		return true
+	case <-c.done:
+		return false
+	}
+}

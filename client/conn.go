@@ -112,7 +112,7 @@ func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, erro
 		name = filepath.Base(os.Args[0])
 	}
 	err = c.withContext(ctx, func() error {
-		if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: name})); err != nil {
+		if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: wire.CleanName(name)})); err != nil {
 			// rtmd may have refused the connection, saying why, and
 			// closed it before the hello arrived.
 			if typ, p, rerr := c.r.ReadFrame(); rerr == nil && typ == wire.TError {

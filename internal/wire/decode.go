@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/rtm-project/rtm/internal/mac"
@@ -253,8 +254,48 @@ func DecodeHello(p []byte) (Hello, error) {
 	if m := d.take("magic", len(Magic)); d.err == nil && string(m) != Magic {
 		return Hello{}, fmt.Errorf("bad magic %q: not an rtm client", m)
 	}
-	h := Hello{Version: d.U16("version"), Name: d.String("name")}
+	h := Hello{Version: d.U16("version")}
+	off := d.off
+	h.Name = d.String("name")
+	if d.err == nil {
+		if err := checkName(h.Name); err != nil {
+			d.fail("name", off, "%v", err)
+		}
+	}
 	return h, d.Finish()
+}
+
+// MaxNameLen is the longest client name a Hello may carry.
+const MaxNameLen = 128
+
+// CleanName makes name acceptable to checkName: unprintable characters
+// become '?', and it is cut to MaxNameLen bytes at a character boundary.
+func CleanName(name string) string {
+	var b []byte
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		if len(b)+utf8.RuneLen(r) > MaxNameLen {
+			break
+		}
+		b = utf8.AppendRune(b, r)
+	}
+	return string(b)
+}
+
+// checkName reports whether a client's name is short and printable: it
+// goes into rtmd's logs and client list.
+func checkName(name string) error {
+	if len(name) > MaxNameLen {
+		return fmt.Errorf("%d bytes, limit %d", len(name), MaxNameLen)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("unprintable character %U", r)
+		}
+	}
+	return nil
 }
 
 // Changes decodes a Changes payload and calls fn for each record, in order.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/rtm-project/rtm/internal/route"
@@ -116,5 +117,31 @@ func TestDecoderChecksEveryDev(t *testing.T) {
 		if err := d.Routes(p, func(route.Route) {}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("dev")) {
 			t.Errorf("Routes(%x) = %v, want a dev error", p, err)
 		}
+	}
+}
+
+func TestHelloName(t *testing.T) {
+	long := strings.Repeat("é", 100)
+	for _, tc := range []struct {
+		name, wantErr string
+	}{
+		{"rtm", ""},
+		{strings.Repeat("x", wire.MaxNameLen), ""},
+		{strings.Repeat("x", wire.MaxNameLen+1), "name at byte 6: 129 bytes, limit 128"},
+		{"a\x00b", "unprintable character U+0000"},
+		{"bell\a", "unprintable character U+0007"},
+		{wire.CleanName(long), ""},
+		{wire.CleanName("a\x00b\nc"), ""},
+	} {
+		_, err := wire.DecodeHello(wire.AppendHello(nil, wire.Hello{Version: 1, Name: tc.name})[wire.HeaderLen:])
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("DecodeHello(name %q) = %v, want error %q", tc.name, err, tc.wantErr)
+		}
+	}
+	if got := wire.CleanName("a\x00b\nc"); got != "a?b?c" {
+		t.Errorf("CleanName = %q, want a?b?c", got)
+	}
+	if got := wire.CleanName(long); len(got) != 128 || !strings.HasPrefix(long, got) {
+		t.Errorf("CleanName(100 × é) = %d bytes, want 128, a prefix", len(got))
 	}
 }

@@ -625,3 +625,44 @@ func TestLogFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadReplies: a peer that pipelines requests and never reads the
+// replies stalls only itself: rtmd stops reading its requests once a few
+// replies are unread, holds little for it, serves others meanwhile, and
+// drops it at the write deadline.
+func TestUnreadReplies(t *testing.T) {
+	d := startRtmd(t, "-listen", "127.0.0.1:0", "-write-timeout", "3s")
+	base := status(t, d).HeapLive
+	var peers []*peer
+	for range 8 {
+		p := dialPeer(t, "tcp", status(t, d).TCP)
+		peers = append(peers, p)
+		go func() {
+			req := wire.AppendRequest(nil, 1, wire.KStatus, nil)
+			var b []byte
+			for range 1000 {
+				b = append(b, req...)
+			}
+			p.nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			for {
+				if _, err := p.nc.Write(b); err != nil {
+					return // rtmd stopped reading, then dropped us
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second) // let them pour requests in
+	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+	if heap := status(t, d).HeapLive; heap > base+16<<20 {
+		t.Errorf("live heap %d MB with 8 peers not reading their replies, from %d MB", heap>>20, base>>20)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(d.stderr.String(), "did not read within the write timeout"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the peers were not dropped\n%s", d.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, p := range peers {
+		p.nc.Close()
+	}
+}

@@ -48,8 +48,13 @@ type conn struct {
 	resync      bool // the queue overflowed: changes are dropped until a new snapshot is queued
 	resyncAsked bool // the writer has asked the loop for that snapshot
 	closed      bool
+	// Backpressure on a peer's requests (waitRoom): its requests the loop
+	// has not answered, and the bytes of replies queued or being written.
+	pending    int
+	replyBytes int
 
 	wake      chan struct{} // cap 1: the queue is not empty
+	room      chan struct{} // cap 1: pending or replyBytes went down
 	done      chan struct{} // closed by close
 	closeOnce sync.Once
 }
@@ -67,7 +72,7 @@ type item struct {
 
 func newConn(s *Server, nc net.Conn, transport string) *conn {
 	c := &conn{s: s, nc: nc, input: inSocket, id: s.nextID.Add(1), since: time.Now(), pidfd: -1,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{})}
 	c.cred.Pid, c.cred.Uid, c.cred.Gid = -1, ^uint32(0), ^uint32(0)
 	switch transport {
 	case "tcp":
@@ -144,17 +149,57 @@ func (c *conn) push(it item) {
 			c.overflow()
 			return
 		}
-	} else if c.queued > 2*c.s.cfg.Backlog {
-		// Replies pile up only if the client sends requests and never
-		// reads: it is broken, not slow.
-		c.s.rates.warn("unread replies", "client does not read its replies; dropping it", "client", c)
-		go c.close()
-		return
+	} else if it.b != nil {
+		c.replyBytes += it.size
 	}
 	c.queue = append(c.queue, it)
 	c.queued += it.size
 	select {
 	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Backpressure: a peer may have at most maxPending requests that the loop
+// has not answered, and replyRoom bytes of replies that it has not read,
+// before its reader stops reading its requests. A peer that sends and never
+// reads so stalls only itself, holding little, until the write deadline
+// drops it.
+const (
+	maxPending = 64
+	replyRoom  = 256 << 10
+)
+
+// waitRoom waits until the peer may send another request, and counts it
+// as pending. It returns false if the connection closed meanwhile.
+func (c *conn) waitRoom() bool {
+	for {
+		c.mu.Lock()
+		ok := c.pending < maxPending && c.replyBytes <= replyRoom
+		if ok {
+			c.pending++
+		}
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-c.done:
+			return false
+		}
+	}
+}
+
+// answered records that the loop has answered a request (or found it
+// needs no answer), or that the writer has written n bytes of replies.
+func (c *conn) answered(requests, n int) {
+	c.mu.Lock()
+	c.pending -= requests
+	c.replyBytes -= n
+	c.mu.Unlock()
+	select {
+	case c.room <- struct{}{}:
 	default:
 	}
 }

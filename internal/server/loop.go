@@ -127,6 +127,9 @@ func (s *Server) handle(ev event) {
 }
 
 func (s *Server) request(r evRequest) {
+	if r.c != nil {
+		defer r.c.answered(1, 0) // after its reply is queued
+	}
 	var res Result
 	in := inConsole
 	if r.c != nil {

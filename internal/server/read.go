@@ -99,7 +99,7 @@ func (c *conn) read() {
 				c.fatal(err)
 				return
 			}
-			if send && !c.send(ev) {
+			if send && !c.request(ev) {
 				c.s.staged.Add(-ev.staged)
 				return
 			}
@@ -113,10 +113,23 @@ func (c *conn) read() {
 			c.fatal(fmt.Errorf("bad request: %w", err))
 			return
 		}
-		if !c.send(ev) {
+		if !c.request(ev) {
 			return
 		}
 	}
+}
+
+// request sends a request to the loop once the peer has room for it
+// (waitRoom). It returns false if the connection closed meanwhile.
+func (c *conn) request(ev evRequest) bool {
+	if !c.waitRoom() {
+		return false
+	}
+	if !c.send(ev) {
+		c.answered(1, 0)
+		return false
+	}
+	return true
 }
 
 // permitted checks a request's kind against what the peer may do, on the

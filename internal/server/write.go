@@ -54,6 +54,12 @@ func (c *conn) write() {
 				c.delivered.Store(last)
 				continue
 			}
+			replies := 0
+			for _, it := range items {
+				if it.b != nil {
+					replies += it.size
+				}
+			}
 			for _, it := range items {
 				if it.seq > last {
 					last = it.seq
@@ -79,6 +85,9 @@ func (c *conn) write() {
 				return
 			}
 			c.delivered.Store(last)
+			if replies > 0 {
+				c.answered(0, replies)
+			}
 		}
 	}
 }

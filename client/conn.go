@@ -193,7 +193,7 @@ func (c *Conn) Status(ctx context.Context) (Status, error) {
 	}
 	var d wire.Decoder
 	d.Reset(body)
-	text := d.String("status")
+	text := d.Text("status")
 	if err := d.Finish(); err != nil {
 		return st, fmt.Errorf("bad status reply: %w", err)
 	}
@@ -214,7 +214,7 @@ func (c *Conn) Clients(ctx context.Context) ([]ClientInfo, error) {
 	}
 	var d wire.Decoder
 	d.Reset(body)
-	text := d.String("clients")
+	text := d.Text("clients")
 	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("bad clients reply: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -31,13 +32,18 @@ type peer struct {
 
 func dialPeer(t *testing.T, network, addr string) *peer {
 	t.Helper()
+	return dialPeerNamed(t, network, addr, "raw peer")
+}
+
+func dialPeerNamed(t *testing.T, network, addr, name string) *peer {
+	t.Helper()
 	nc, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
 	p := &peer{t: t, nc: nc, r: wire.NewReader(nc)}
-	p.send(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: "raw peer"}))
+	p.send(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: name}))
 	if typ, body := p.frame(); typ != wire.TWelcome {
 		t.Fatalf("first frame from rtmd: type %d %q, want Welcome", typ, body)
 	}
@@ -664,5 +670,22 @@ func TestUnreadReplies(t *testing.T) {
 	}
 	for _, p := range peers {
 		p.nc.Close()
+	}
+}
+
+// TestManyClientsListed: the client list is not cut when its JSON passes
+// 64 KiB (300 clients with the longest names).
+func TestManyClientsListed(t *testing.T) {
+	d := startRtmd(t, "-max-conns-per-uid", "1000")
+	for i := range 300 {
+		dialPeerNamed(t, "unix", d.socket, fmt.Sprintf("%03d%s", i, strings.Repeat("n", wire.MaxNameLen-3)))
+	}
+	var list []client.ClientInfo
+	out := d.mustRtm("clients", "-j")
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatalf("rtm clients -j (%d bytes): %v", len(out), err)
+	}
+	if len(list) < 300 {
+		t.Errorf("%d clients listed, want at least 300", len(list))
 	}
 }

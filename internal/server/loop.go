@@ -240,7 +240,7 @@ func (s *Server) reply(r evRequest, res Result) {
 	case r.kind == wire.KGet:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendRoute(nil, res.Route))
 	case r.kind == wire.KClients || r.kind == wire.KStatus:
-		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, res.Text))
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendText(nil, res.Text))
 	case r.kind == wire.KLoad || r.kind == wire.KMACLoad:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))
 	case r.kind == wire.KMACSeg:

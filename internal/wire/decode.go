@@ -112,6 +112,25 @@ func (d *Decoder) String(field string) string {
 	return string(p)
 }
 
+// Text reads a long string (a uint32 length, AppendText).
+func (d *Decoder) Text(field string) string {
+	off := d.off
+	n := d.U32(field)
+	if d.err == nil && uint64(n) > uint64(len(d.b)-d.off) {
+		d.fail(field, off, "length %d, only %d bytes left", n, len(d.b)-d.off)
+		return ""
+	}
+	p := d.take(field, int(n))
+	if p == nil {
+		return ""
+	}
+	if !utf8.Valid(p) {
+		d.fail(field, off, "not UTF-8")
+		return ""
+	}
+	return string(p)
+}
+
 // Offset returns how many bytes have been read.
 func (d *Decoder) Offset() int { return d.off }
 

@@ -194,6 +194,13 @@ func AppendRoute(b []byte, r route.Route) []byte {
 	return append(b, r.Dev...)
 }
 
+// AppendText appends a long length-prefixed (uint32) string: a JSON reply,
+// which can pass the 65,535 bytes of a string.
+func AppendText(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
 // AppendString appends a length-prefixed (uint16) string, cut at 65535 bytes.
 func AppendString(b []byte, s string) []byte {
 	if len(s) > 0xffff {

@@ -689,3 +689,46 @@ func TestManyClientsListed(t *testing.T) {
 		t.Errorf("%d clients listed, want at least 300", len(list))
 	}
 }
+
+// TestStagingBudgetCountsNextHops: a load whose routes each have their own
+// gateway costs rtmd far more than its bytes; the budget counts it.
+func TestStagingBudgetCountsNextHops(t *testing.T) {
+	d := startRtmd(t, "-max-staged", "20000000")
+	base := status(t, d).HeapLive
+	p := dialPeer(t, "unix", d.socket)
+	refused := false
+	for id := uint32(1); id < 400 && !refused; id++ {
+		// 40,000 routes, every one with another gateway: ~0.6 MB of bytes.
+		b := binary.LittleEndian.AppendUint32(nil, 40_000)
+		for i := range 40_000 {
+			n := int(id)*40_000 + i
+			r := client.Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32),
+				NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{11, byte(n >> 16), byte(n >> 8), byte(n)}), Dev: "eth0"}}
+			b = wire.AppendRoute(b, r)
+		}
+		p.send(loadChunk(1, wire.KLoad, false, b))
+		// A refusal comes at once; otherwise ask something, to know the
+		// chunk was taken.
+		p.send(wire.AppendRequest(nil, 1000+id, wire.KGet, wire.AppendAddr(nil, netip.MustParseAddr("1.1.1.1"))))
+		for {
+			typ, body := p.frame()
+			if typ != wire.TReply {
+				continue
+			}
+			if got := binary.LittleEndian.Uint32(body); got == 1 {
+				if !strings.Contains(string(body), "-max-staged") {
+					t.Fatalf("load refused with %q", body[5:])
+				}
+				refused = true
+				continue
+			}
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("a load far past -max-staged was never refused")
+	}
+	if heap := status(t, d).HeapLive; heap > base+60<<20 {
+		t.Errorf("live heap %d MB while staging against a 20 MB budget (from %d MB)", heap>>20, base>>20)
+	}
+}

@@ -110,8 +110,13 @@ type staging struct {
 	refused bool  // the load was refused and answered: its later chunks are dropped
 }
 
-// macValueSize is what a staged MAC entry costs, for the budget.
-const macValueSize = 32
+// What staged entries cost, for the budget: a MAC entry, and a distinct
+// next hop of a route load (measured: 4.4 million routes, each with its
+// own gateway, held ~190 bytes a route beyond their bytes and index).
+const (
+	macValueSize  = 32
+	stagedHopSize = 192
+)
 
 // chunk takes one chunk of a load, after the request's id and kind. It
 // reports whether ev goes to the loop now: the whole load with its final
@@ -166,7 +171,12 @@ func (st *staging) add(s *Server, kind byte, d *wire.Decoder) error {
 		if st.routes == nil {
 			st.routes = new(loadBatch)
 		}
-		return st.routes.add(chunk, s.cfg.MaxLoad)
+		hops := len(st.routes.hops)
+		if err := st.routes.add(chunk, s.cfg.MaxLoad); err != nil {
+			return err
+		}
+		// A distinct next hop costs its entry in the batch's list and map.
+		return st.charge(s, int64(len(st.routes.hops)-hops)*stagedHopSize)
 	}
 	// A MAC chunk is a count and that many (MAC, address) pairs, staged
 	// decoded: MAC loads are small.

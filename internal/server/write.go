@@ -131,6 +131,7 @@ func (c *conn) writeFailed(err error) {
 		c.close()
 		c.gone(fmt.Errorf("write: %w", err))
 	})
+	c.s.freeMemorySoon() // it may have held a snapshot's view
 }
 
 // writeSnapshot encodes a view as SnapBegin, Snapshot frames of about

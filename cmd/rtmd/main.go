@@ -32,7 +32,7 @@ func main() {
 	listen := fs.String("listen", "", "TCP `address` (e.g. 127.0.0.1:7400) for read-only subscribers; no encryption or authentication: loopback or a trusted network only")
 	compatSock := fs.String("compat-socket", "", "also serve classic clients of the 72-byte route record (docs/protocol.md) on the Unix socket `path`; read-only")
 	var lim server.Limits
-	fs.IntVar(&lim.Conns, "max-conns", server.DefaultConns, "Unix socket connections in all; more are refused")
+	fs.IntVar(&lim.Conns, "max-conns", server.DefaultConns, "Unix socket connections in all; more are refused, except from peers that may change the tables (held to -max-conns-per-uid only)")
 	fs.IntVar(&lim.ConnsPerUID, "max-conns-per-uid", server.DefaultConnsPerUID, "Unix socket connections of one uid")
 	fs.IntVar(&lim.TCPConns, "max-tcp-conns", server.DefaultTCPConns, "TCP connections in all")
 	fs.IntVar(&lim.TCPConnsPerAddr, "max-tcp-conns-per-addr", server.DefaultTCPConnsPerAddr, "TCP connections from one IP address")

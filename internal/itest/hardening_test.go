@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -731,4 +732,62 @@ func TestStagingBudgetCountsNextHops(t *testing.T) {
 	if heap := status(t, d).HeapLive; heap > base+60<<20 {
 		t.Errorf("live heap %d MB while staging against a 20 MB budget (from %d MB)", heap>>20, base>>20)
 	}
+}
+
+// TestConnsReservedForWriters: users who may only subscribe cannot fill
+// -max-conns and lock out root: a peer that may change the tables is held
+// to its per-uid limit only.
+func TestConnsReservedForWriters(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to connect as other uids")
+	}
+	d := startRtmd(t, "-max-conns", "4")
+	os.Chmod(filepath.Dir(d.socket), 0o755)
+	os.Chmod(d.socket, 0o666)
+	// Four connections of another uid, which may only subscribe, fill
+	// the total: a helper process of that uid holds them.
+	dir := shortDir(t)
+	os.Chmod(dir, 0o755)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "holder")
+	copyFile(t, self, exe)
+	holder := execHelper("holdconns", d.socket, "RTM_HOLD=4")
+	holder.Path, holder.Args[0] = exe, exe
+	holder.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4245, Gid: 4245}}
+	h := startHelper(t, holder)
+	if line, err := h.out.ReadString('\n'); err != nil || line != "holding 4\n" {
+		t.Fatalf("holder: %q, %v\n%s", line, err, h.stderr)
+	}
+	if _, err := client.Dial(context.Background(), d.socket); err != nil {
+		t.Errorf("root's connection past -max-conns of subscribe-only peers: %v", err)
+	}
+	out, errs, code := d.rtm("", "route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
+	if code != 0 {
+		t.Errorf("rtm route add with the total filled by others: exit %d %s%s", code, out, errs)
+	}
+}
+
+// holdConnsMain opens $RTM_HOLD connections to rtmd, says so, and holds
+// them until its stdin closes.
+func holdConnsMain() {
+	n, _ := strconv.Atoi(os.Getenv("RTM_HOLD"))
+	var conns []net.Conn
+	for range n {
+		nc, err := net.Dial("unix", os.Getenv("RTM_SOCKET"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: "holder"}))
+		if typ, _, err := wire.NewReader(nc).ReadFrame(); err != nil || typ != wire.TWelcome {
+			fmt.Fprintln(os.Stderr, "no welcome:", typ, err)
+			os.Exit(1)
+		}
+		conns = append(conns, nc)
+	}
+	fmt.Printf("holding %d\n", len(conns))
+	io.Copy(io.Discard, os.Stdin)
 }

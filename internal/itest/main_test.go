@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 	case "pidchild":
 		pidChildMain()
 		return
+	case "holdconns":
+		holdConnsMain()
+		return
 	case "reaper":
 		reaperMain()
 		return

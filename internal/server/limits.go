@@ -12,7 +12,7 @@ import (
 // default (the Default* constants); docs/security.md lists each with its
 // flag.
 type Limits struct {
-	Conns           int           // Unix socket connections in all
+	Conns           int           // Unix socket connections in all, of peers that may not change the tables
 	ConnsPerUID     int           // Unix socket connections of one uid
 	TCPConns        int           // TCP connections in all
 	TCPConnsPerAddr int           // TCP connections from one IP address
@@ -68,12 +68,15 @@ func newConnLimit(total, perPeer int, totalFlag, perPeerFlag string) *connLimit 
 	return &connLimit{total: total, perPeer: perPeer, totalFlag: totalFlag, perPeerFlag: perPeerFlag, byPeer: make(map[string]int)}
 }
 
-// acquire takes a slot for peer, or says why there is none.
-func (l *connLimit) acquire(peer string) error {
+// acquire takes a slot for peer, or says why there is none. A privileged
+// peer (one that may change the tables) is held to its per-peer limit only,
+// so that users who may only subscribe cannot lock it out by filling the
+// total.
+func (l *connLimit) acquire(peer string, privileged bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case l.n >= l.total:
+	case l.n >= l.total && !privileged:
 		return fmt.Errorf("too many connections (%d, %s)", l.total, l.totalFlag)
 	case peer != "" && l.byPeer[peer] >= l.perPeer:
 		return fmt.Errorf("too many connections from %s (%d, %s)", peer, l.perPeer, l.perPeerFlag)

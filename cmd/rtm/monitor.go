@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/command"
@@ -32,10 +33,28 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 			fmt.Fprintf(os.Stderr, "rtm monitor: %v; retrying until it answers\n", e.explain(err))
 		},
 	}
+	// Without --follow, the wait for the first table is bounded by
+	// --timeout, as a request is (time spent writing output does not
+	// count); after it the stream is open-ended.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if e.timeout > 0 && !cmd.Follow {
+		e.limit = e.timeout
+		t := time.AfterFunc(e.timeout, func() {
+			e.timedOut.Store(true)
+			cancel()
+		})
+		defer t.Stop()
+		e.out.timer, e.out.deadline = t, time.Now().Add(e.timeout)
+	}
 	first := true
 	m.OnEvent = func(ev client.Event) {
 		if ev.Kind == client.Synced {
 			down = false
+			if t := e.out.timer; t != nil {
+				t.Stop()
+				e.out.timer = nil
+			}
 		}
 		b = b[:0]
 		op := ev.Kind.String()
@@ -75,9 +94,9 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 			e.stdout.Flush()
 		}
 	}
-	err := m.Run(ctx)
+	err := m.Run(runCtx)
 	e.stdout.Flush()
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) && !e.timedOut.Load() {
 		return nil // interrupted: the normal end
 	}
 	return err

@@ -16,8 +16,8 @@ import (
 
 // request bounds one request to rtmd by --timeout, scale times over (a
 // load of N entries gets 1+N/1,000,000 times). The time rtm spends blocked
-// writing its own output, to a slow pager say, does not count: the limit
-// starts again after each write. done releases the timer.
+// writing its own output, to a slow pager say, does not count: each write
+// moves the deadline on by as long as it took. done releases the timer.
 func (e *env) request(ctx context.Context, scale int) (_ context.Context, done func()) {
 	if e.timeout <= 0 {
 		return ctx, func() {}
@@ -29,7 +29,7 @@ func (e *env) request(ctx context.Context, scale int) (_ context.Context, done f
 		e.timedOut.Store(true)
 		cancel()
 	})
-	e.out.timer, e.out.limit = t, limit
+	e.out.timer, e.out.deadline = t, time.Now().Add(limit)
 	return ctx, func() {
 		e.out.timer = nil
 		t.Stop()
@@ -41,19 +41,22 @@ func (e *env) request(ctx context.Context, scale int) (_ context.Context, done f
 func loadScale(n int) int { return 1 + n/1_000_000 }
 
 // output is rtm's standard output. While a request is under way, a write
-// stops the request's timer and restarts it once the write is done.
+// stops the request's timer and moves its deadline on by as long as the
+// write took.
 type output struct {
-	w     io.Writer
-	timer *time.Timer // the request's, or nil
-	limit time.Duration
+	w        io.Writer
+	timer    *time.Timer // the request's, or nil
+	deadline time.Time   // when the request's time runs out
 }
 
 func (o *output) Write(p []byte) (int, error) {
 	if o.timer == nil || !o.timer.Stop() {
 		return o.w.Write(p)
 	}
+	start := time.Now()
 	n, err := o.w.Write(p)
-	o.timer.Reset(o.limit)
+	o.deadline = o.deadline.Add(time.Since(start))
+	o.timer.Reset(time.Until(o.deadline))
 	return n, err
 }
 

@@ -157,6 +157,9 @@ func TestPlantedSocket(t *testing.T) {
 			errs: []string{"rtm: no answer from rtmd at " + sock + " within 500ms"}, planted: "hello rtm"},
 		{env: fmt.Sprint("7,", plantedUID), args: "--timeout=500ms route show",
 			errs: []string{"rtm: no answer from rtmd at " + sock + " within 500ms"}, planted: "hello rtm"},
+		// A monitor waits for its first table no longer than a request.
+		{args: fmt.Sprintf("--trust-uid %d --timeout 500ms monitor", plantedUID),
+			errs: []string{"rtm: no answer from rtmd at " + sock + " within 500ms"}, planted: "hello rtm monitor"},
 	}
 	for _, s := range steps {
 		c := exec.Command(filepath.Join(binDir, "rtm"), append([]string{"--socket", sock}, strings.Fields(s.args)...)...)

@@ -462,6 +462,15 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if next == nil || nextSeg == nil {
 				return synced, errors.New("protocol error: synced outside a snapshot, or without a MAC segment")
 			}
+			// Register before anyone waiting for the sync can go on
+			// (and, say, close the mirror): rtmd then reads the
+			// registration before anything sent after the sync.
+			if m.Register && !synced {
+				pid := binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid()))
+				if _, err := c.nc.Write(wire.AppendRequest(nil, registerID, wire.KRegister, pid)); err != nil {
+					return synced, fmt.Errorf("register: %w", err)
+				}
+			}
 			m.mu.Lock()
 			m.table, m.seq = next, snap
 			m.macs.Store(nextMACs)
@@ -470,7 +479,6 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if m.synced {
 				m.resyncs++
 			}
-			first := !synced
 			m.synced, synced = true, true
 			m.jump = 0
 			close(m.changed)
@@ -478,12 +486,6 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			m.mu.Unlock()
 			next = nil
 			emit(Event{Kind: Synced, Seq: snap})
-			if m.Register && first {
-				pid := binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid()))
-				if _, err := c.nc.Write(wire.AppendRequest(nil, registerID, wire.KRegister, pid)); err != nil {
-					return synced, fmt.Errorf("register: %w", err)
-				}
-			}
 		case wire.TChanges:
 			if !synced || next != nil {
 				return synced, errors.New("protocol error: changes before the snapshot is complete")

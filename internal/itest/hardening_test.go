@@ -791,3 +791,38 @@ func holdConnsMain() {
 	fmt.Printf("holding %d\n", len(conns))
 	io.Copy(io.Discard, os.Stdin)
 }
+
+// TestUnreadClientLists: the client list is the one large reply; a peer
+// that asks for it over and over without reading is refused, briefly,
+// rather than have rtmd hold a list per request.
+func TestUnreadClientLists(t *testing.T) {
+	d := startRtmd(t, "-max-conns-per-uid", "1000")
+	for i := range 300 {
+		dialPeerNamed(t, "unix", d.socket, fmt.Sprintf("%03d%s", i, strings.Repeat("<", wire.MaxNameLen-3)))
+	}
+	base := status(t, d).HeapLive
+	p := dialPeer(t, "unix", d.socket)
+	var b []byte
+	for id := range uint32(200) {
+		b = append(b, wire.AppendRequest(nil, id, wire.KClients, nil)...)
+	}
+	go p.nc.Write(b) // rtmd may stop reading them for a while
+	time.Sleep(time.Second)
+	if heap := status(t, d).HeapLive; heap > base+16<<20 {
+		t.Errorf("live heap %d MB with 200 client lists asked for and unread, from %d MB", heap>>20, base>>20)
+	}
+	lists, busy := 0, 0
+	for id := range uint32(200) {
+		switch st, msg := p.reply(id); {
+		case st == wire.StatusOK:
+			lists++
+		case strings.Contains(msg, "busy"):
+			busy++
+		default:
+			t.Fatalf("reply %d %q", st, msg)
+		}
+	}
+	if lists == 0 || busy == 0 {
+		t.Errorf("%d lists and %d refusals for 200 unread requests; want some of each", lists, busy)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/metrics"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -147,8 +148,12 @@ func (s *Server) clientsJSON() string {
 	if list == nil {
 		list = []wire.ClientInfo{}
 	}
-	b, _ := json.Marshal(list)
-	return string(b)
+	// Names go out as they are, not HTML-escaped: '<' would cost six bytes.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(list)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // input is where a command came from, for the status counters.

@@ -131,7 +131,26 @@ func (c *conn) String() string {
 }
 
 // enqueue queues encoded frames. Called by the loop.
-func (c *conn) enqueue(b []byte) { c.push(item{b: b, size: len(b)}) }
+func (c *conn) enqueue(b []byte) {
+	c.countReply(len(b))
+	c.push(item{b: b, size: len(b)})
+}
+
+// countReply counts n more bytes of replies that the peer has not read;
+// the writer takes them off once written.
+func (c *conn) countReply(n int) {
+	c.mu.Lock()
+	c.replyBytes += n
+	c.mu.Unlock()
+}
+
+// unreadReplies returns the bytes of replies made for the peer and not
+// yet written to it.
+func (c *conn) unreadReplies() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replyBytes
+}
 
 func (c *conn) push(it item) {
 	c.mu.Lock()
@@ -149,8 +168,6 @@ func (c *conn) push(it item) {
 			c.overflow()
 			return
 		}
-	} else if it.b != nil {
-		c.replyBytes += it.size
 	}
 	c.queue = append(c.queue, it)
 	c.queued += it.size

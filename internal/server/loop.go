@@ -164,6 +164,13 @@ func (s *Server) apply(r evRequest, res *Result) {
 	case wire.KRegister:
 		res.Err = s.register(r.c, r.pid)
 	case wire.KClients:
+		// The one large reply: a peer that asks for it again and again
+		// without reading gets a short refusal instead.
+		if r.c != nil && r.c.unreadReplies() > replyRoom {
+			n := r.c.unreadReplies()
+			res.Err = fmt.Errorf("busy: %d bytes of replies are unread by this client; read them before asking for the client list again", n)
+			break
+		}
 		res.Text = s.clientsJSON()
 	case wire.KStatus:
 		res.Text = s.statusJSON(r.c != nil && r.c.input == inTCP)
@@ -248,6 +255,7 @@ func (s *Server) reply(r evRequest, res Result) {
 	default:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
 	}
+	r.c.countReply(len(b)) // from now on, not when it is queued
 	s.replies = append(s.replies, pendingReply{r.c, b})
 }
 
@@ -338,7 +346,7 @@ func (s *Server) publish() {
 		}
 	}
 	for _, r := range s.replies {
-		r.c.enqueue(r.b)
+		r.c.push(item{b: r.b, size: len(r.b)}) // counted by reply
 	}
 	clear(s.replies)
 	s.replies = s.replies[:0]

@@ -826,3 +826,30 @@ func TestUnreadClientLists(t *testing.T) {
 		t.Errorf("%d lists and %d refusals for 200 unread requests; want some of each", lists, busy)
 	}
 }
+
+// TestPartialFrame: a request frame is at most 256 KiB, and a peer that
+// sends part of one is dropped within 10 s rather than have rtmd hold the
+// buffer for as long as it likes.
+func TestPartialFrame(t *testing.T) {
+	d := startRtmd(t)
+	big := dialPeer(t, "unix", d.socket)
+	big.send(binary.LittleEndian.AppendUint32(nil, 300<<10))
+	big.send([]byte{wire.TRequest})
+	if typ, body := big.frame(); typ != wire.TError || !strings.Contains(string(body), "limit 262144") {
+		t.Errorf("a 300 KiB request: frame %d %q, want an error naming the 256 KiB limit", typ, body)
+	}
+
+	p := dialPeer(t, "unix", d.socket)
+	p.send(append(binary.LittleEndian.AppendUint32(nil, 200<<10), wire.TRequest))
+	p.send(make([]byte, 100<<10)) // half of it, and no more
+	start := time.Now()
+	p.nc.SetReadDeadline(start.Add(20 * time.Second))
+	typ, body, err := p.r.ReadFrame()
+	for err == nil && typ != wire.TError {
+		typ, body, err = p.r.ReadFrame()
+	}
+	if err != nil || !strings.Contains(string(body), "truncated frame") || time.Since(start) > 15*time.Second {
+		t.Errorf("half a frame: after %v, frame %d %q, %v; want the connection dropped within 10 s", time.Since(start), typ, body, err)
+	}
+	status(t, d) // rtmd serves on
+}

@@ -16,8 +16,18 @@ import (
 // straight into its own buffer, which wire.Reader releases after it.
 const readBuffer = 4 << 10
 
+// A request frame is at most maxRequest bytes (load chunks are about
+// 64 KiB), and once its header is in, its payload must follow within
+// frameTimeout: a peer cannot make rtmd hold a large buffer for long by
+// sending part of a frame.
+const (
+	maxRequest   = 256 << 10
+	frameTimeout = 10 * time.Second
+)
+
 func (c *conn) read() {
 	r := wire.NewReaderSize(c.nc, readBuffer)
+	r.Max = maxRequest
 	c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
 	typ, p, err := r.ReadFrame()
 	if err != nil {
@@ -42,6 +52,13 @@ func (c *conn) read() {
 	if !c.send(evHello{c}) {
 		return
 	}
+	inFrame := false // a frame's payload is due, by the read deadline
+	r.BeforePayload = func(n uint32) {
+		if n > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(frameTimeout))
+			inFrame = true
+		}
+	}
 	var (
 		d  wire.Decoder
 		ld staging
@@ -49,6 +66,10 @@ func (c *conn) read() {
 	defer ld.reset(c.s)
 	for {
 		typ, p, err := r.ReadFrame()
+		if inFrame {
+			c.nc.SetReadDeadline(time.Time{}) // idle between frames is fine
+			inFrame = false
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				c.gone(errors.New("closed by client"))

@@ -214,6 +214,13 @@ func AppendString(b []byte, s string) []byte {
 type Reader struct {
 	r   *bufio.Reader
 	buf []byte
+	// Max, if set, is the largest payload this Reader accepts, below
+	// MaxPayload.
+	Max uint32
+	// BeforePayload, if set, is called with the length of each frame
+	// whose header has been read, before its payload is: a server bounds
+	// the time a peer may take to send the rest.
+	BeforePayload func(n uint32)
 }
 
 // DefaultReadBuffer is the read buffer of NewReader, sized for a client that
@@ -252,8 +259,15 @@ func (r *Reader) ReadFrame() (typ byte, payload []byte, err error) {
 		return 0, nil, err
 	}
 	n := binary.LittleEndian.Uint32(h[:])
-	if n > MaxPayload {
-		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxPayload)
+	limit := uint32(MaxPayload)
+	if r.Max > 0 {
+		limit = min(r.Max, limit)
+	}
+	if n > limit {
+		return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, limit)
+	}
+	if r.BeforePayload != nil {
+		r.BeforePayload(n)
 	}
 	if cap(r.buf) < int(n) {
 		r.buf = make([]byte, n)

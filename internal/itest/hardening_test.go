@@ -699,10 +699,10 @@ func TestStagingBudgetCountsNextHops(t *testing.T) {
 	p := dialPeer(t, "unix", d.socket)
 	refused := false
 	for id := uint32(1); id < 400 && !refused; id++ {
-		// 40,000 routes, every one with another gateway: ~0.6 MB of bytes.
-		b := binary.LittleEndian.AppendUint32(nil, 40_000)
-		for i := range 40_000 {
-			n := int(id)*40_000 + i
+		// 15,000 routes, every one with another gateway: ~225 KB of bytes.
+		b := binary.LittleEndian.AppendUint32(nil, 15_000)
+		for i := range 15_000 {
+			n := int(id)*15_000 + i
 			r := client.Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32),
 				NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{11, byte(n >> 16), byte(n >> 8), byte(n)}), Dev: "eth0"}}
 			b = wire.AppendRoute(b, r)

@@ -63,11 +63,6 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: *compatSock, Limits: lim, Version: server.Version, Log: log})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "rtmd:", err)
-		os.Exit(1)
-	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -79,11 +74,19 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	// SIGHUP (the terminal went away) stops rtmd cleanly too. A read of
-	// the terminal from the background gets EIO instead of stopping rtmd.
+	// Signals are caught before rtmd makes anything, so that a stop that
+	// comes while it starts still removes what it made. SIGHUP (the
+	// terminal went away) stops rtmd cleanly too. A read of the terminal
+	// from the background gets EIO instead of stopping rtmd.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: *compatSock, Limits: lim, Version: server.Version, Log: log})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtmd:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
 	interactive := inForeground(os.Stdin)
 	if (*console || interactive) && !*noConsole {
 		go s.Console(ctx, os.Stdin, os.Stdout, interactive, stop)

@@ -100,27 +100,18 @@ func (d *Decoder) U64(field string) uint64 {
 // String reads a uint16-length-prefixed UTF-8 string.
 func (d *Decoder) String(field string) string {
 	off := d.off
-	n := d.U16(field)
-	p := d.take(field, int(n))
-	if p == nil {
-		return ""
-	}
-	if !utf8.Valid(p) {
-		d.fail(field, off, "not UTF-8")
-		return ""
-	}
-	return string(p)
+	return d.utf8Text(field, off, int(d.U16(field)))
 }
 
 // Text reads a long string (a uint32 length, AppendText).
 func (d *Decoder) Text(field string) string {
 	off := d.off
-	n := d.U32(field)
-	if d.err == nil && uint64(n) > uint64(len(d.b)-d.off) {
-		d.fail(field, off, "length %d, only %d bytes left", n, len(d.b)-d.off)
-		return ""
-	}
-	p := d.take(field, int(n))
+	return d.utf8Text(field, off, int(d.U32(field)))
+}
+
+// utf8Text takes n bytes of UTF-8 text for the string field that began at off.
+func (d *Decoder) utf8Text(field string, off, n int) string {
+	p := d.take(field, n)
 	if p == nil {
 		return ""
 	}

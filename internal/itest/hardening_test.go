@@ -109,19 +109,6 @@ func routeChunk(n int, gw string) []byte {
 	return b
 }
 
-func status(t *testing.T, d *daemon) client.Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c := d.dial()
-	defer c.Close()
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatalf("status: %v\n%s", err, d.stderr)
-	}
-	return st
-}
-
 // TestInterleavedLoadKinds: a MAC-load chunk and then a route-load chunk
 // under the same request id once crashed rtmd. Now the connection is
 // dropped with a protocol error and rtmd serves on, its table unchanged.
@@ -329,7 +316,7 @@ func pidChildMain() {
 // while the TCP connections are held.
 func TestConnectionFlood(t *testing.T) {
 	d := startRtmd(t, "-listen", "127.0.0.1:0", "-max-tcp-conns", "100", "-max-tcp-conns-per-addr", "1000")
-	addr := status(t, d).TCP
+	addr := d.status().TCP
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {
@@ -399,7 +386,7 @@ func TestConnsPerUID(t *testing.T) {
 // refusal at its first chunk, before a final chunk, and nothing is staged.
 func TestLoadOverTCPRefusedAtFirstChunk(t *testing.T) {
 	d := startRtmd(t, "-listen", "127.0.0.1:0")
-	p := dialPeer(t, "tcp", status(t, d).TCP)
+	p := dialPeer(t, "tcp", d.status().TCP)
 	for _, kind := range []byte{wire.KLoad, wire.KMACLoad} {
 		p.send(loadChunk(uint32(kind), kind, false, routeChunk(1000, "10.1.1.1")))
 		st, msg := p.reply(uint32(kind))
@@ -413,7 +400,7 @@ func TestLoadOverTCPRefusedAtFirstChunk(t *testing.T) {
 	if st, _ := p.reply(99); st != wire.StatusNotFound {
 		t.Errorf("get after the refused loads: status %d, want not found", st)
 	}
-	if st := status(t, d); st.Routes4 != 0 {
+	if st := d.status(); st.Routes4 != 0 {
 		t.Errorf("%d routes after refused loads", st.Routes4)
 	}
 	// Nor does a TCP peer learn local pids, uids or names.
@@ -454,7 +441,7 @@ func TestStagingBudget(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if st := status(t, d); st.Routes4 != 3000 {
+	if st := d.status(); st.Routes4 != 3000 {
 		t.Errorf("%d routes, want 3000", st.Routes4)
 	}
 }
@@ -478,10 +465,10 @@ func TestStalledSubscriberDropped(t *testing.T) {
 	base := settledRSS(t, d)
 	// The live heap as of rtmd's collection after the load, which it
 	// runs at once: the least seen over a second and a half.
-	baseHeap := status(t, d).HeapLive
+	baseHeap := d.status().HeapLive
 	for range 15 {
 		time.Sleep(100 * time.Millisecond)
-		baseHeap = min(baseHeap, status(t, d).HeapLive)
+		baseHeap = min(baseHeap, d.status().HeapLive)
 	}
 
 	p := dialPeer(t, "unix", d.socket)
@@ -506,10 +493,10 @@ func TestStalledSubscriberDropped(t *testing.T) {
 	// drop. The race detector's shadow memory is never returned, so RSS
 	// is checked only without it; the live heap always.
 	wantRSS, wantHeap := base+base/4+8<<20, baseHeap+baseHeap/2
-	after, heap := int(rss(d.cmd.Process.Pid)), status(t, d).HeapLive
+	after, heap := int(rss(d.cmd.Process.Pid)), d.status().HeapLive
 	for deadline := time.Now().Add(10 * time.Second); (after > wantRSS && !raceEnabled || heap > wantHeap) && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		after, heap = int(rss(d.cmd.Process.Pid)), status(t, d).HeapLive
+		after, heap = int(rss(d.cmd.Process.Pid)), d.status().HeapLive
 	}
 	t.Logf("rtmd RSS: %d MB after the first load, %d MB with the stalled subscriber, %d MB after dropping it; live heap %d MB, then %d MB", base>>20, peak>>20, after>>20, baseHeap>>20, heap>>20)
 	if after > wantRSS && !raceEnabled {
@@ -624,7 +611,7 @@ func TestLogFlood(t *testing.T) {
 		}
 		p.nc.Close()
 	}
-	status(t, d) // the loop has handled every departure before this
+	d.status() // the loop has handled every departure before this
 	log := d.stderr.String()
 	for _, msg := range []string{`msg="dropping client"`, `msg="subscriber gone"`} {
 		if n := strings.Count(log, msg); n < 1 || n > 2 {
@@ -639,10 +626,10 @@ func TestLogFlood(t *testing.T) {
 // drops it at the write deadline.
 func TestUnreadReplies(t *testing.T) {
 	d := startRtmd(t, "-listen", "127.0.0.1:0", "-write-timeout", "3s")
-	base := status(t, d).HeapLive
+	base := d.status().HeapLive
 	var peers []*peer
 	for range 8 {
-		p := dialPeer(t, "tcp", status(t, d).TCP)
+		p := dialPeer(t, "tcp", d.status().TCP)
 		peers = append(peers, p)
 		go func() {
 			req := wire.AppendRequest(nil, 1, wire.KStatus, nil)
@@ -660,7 +647,7 @@ func TestUnreadReplies(t *testing.T) {
 	}
 	time.Sleep(time.Second) // let them pour requests in
 	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
-	if heap := status(t, d).HeapLive; heap > base+16<<20 {
+	if heap := d.status().HeapLive; heap > base+16<<20 {
 		t.Errorf("live heap %d MB with 8 peers not reading their replies, from %d MB", heap>>20, base>>20)
 	}
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(d.stderr.String(), "did not read within the write timeout"); {
@@ -695,7 +682,7 @@ func TestManyClientsListed(t *testing.T) {
 // gateway costs rtmd far more than its bytes; the budget counts it.
 func TestStagingBudgetCountsNextHops(t *testing.T) {
 	d := startRtmd(t, "-max-staged", "20000000")
-	base := status(t, d).HeapLive
+	base := d.status().HeapLive
 	p := dialPeer(t, "unix", d.socket)
 	refused := false
 	for id := uint32(1); id < 400 && !refused; id++ {
@@ -729,7 +716,7 @@ func TestStagingBudgetCountsNextHops(t *testing.T) {
 	if !refused {
 		t.Fatal("a load far past -max-staged was never refused")
 	}
-	if heap := status(t, d).HeapLive; heap > base+60<<20 {
+	if heap := d.status().HeapLive; heap > base+60<<20 {
 		t.Errorf("live heap %d MB while staging against a 20 MB budget (from %d MB)", heap>>20, base>>20)
 	}
 }
@@ -800,7 +787,7 @@ func TestUnreadClientLists(t *testing.T) {
 	for i := range 300 {
 		dialPeerNamed(t, "unix", d.socket, fmt.Sprintf("%03d%s", i, strings.Repeat("<", wire.MaxNameLen-3)))
 	}
-	base := status(t, d).HeapLive
+	base := d.status().HeapLive
 	p := dialPeer(t, "unix", d.socket)
 	var b []byte
 	for id := range uint32(200) {
@@ -808,7 +795,7 @@ func TestUnreadClientLists(t *testing.T) {
 	}
 	go p.nc.Write(b) // rtmd may stop reading them for a while
 	time.Sleep(time.Second)
-	if heap := status(t, d).HeapLive; heap > base+16<<20 {
+	if heap := d.status().HeapLive; heap > base+16<<20 {
 		t.Errorf("live heap %d MB with 200 client lists asked for and unread, from %d MB", heap>>20, base>>20)
 	}
 	lists, busy := 0, 0
@@ -851,5 +838,5 @@ func TestPartialFrame(t *testing.T) {
 	if err != nil || !strings.Contains(string(body), "truncated frame") || time.Since(start) > 15*time.Second {
 		t.Errorf("half a frame: after %v, frame %d %q, %v; want the connection dropped within 10 s", time.Since(start), typ, body, err)
 	}
-	status(t, d) // rtmd serves on
+	d.status() // rtmd serves on
 }

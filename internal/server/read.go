@@ -120,7 +120,7 @@ func (c *conn) read() {
 				c.fatal(err)
 				return
 			}
-			if send && !c.request(ev) {
+			if send && !c.submit(ev) {
 				c.s.staged.Add(-ev.staged)
 				return
 			}
@@ -134,15 +134,15 @@ func (c *conn) read() {
 			c.fatal(fmt.Errorf("bad request: %w", err))
 			return
 		}
-		if !c.request(ev) {
+		if !c.submit(ev) {
 			return
 		}
 	}
 }
 
-// request sends a request to the loop once the peer has room for it
+// submit sends a request to the loop once the peer has room for it
 // (waitRoom). It returns false if the connection closed meanwhile.
-func (c *conn) request(ev evRequest) bool {
+func (c *conn) submit(ev evRequest) bool {
 	if !c.waitRoom() {
 		return false
 	}

@@ -288,7 +288,7 @@ func (s *Server) accept(ln net.Listener, transport string, lim *connLimit) {
 			continue
 		}
 		c := newConn(s, nc, transport)
-		if err := lim.acquire(c.peer, c.mayChange); err != nil {
+		if err := lim.acquire(c.peer, c.mayChange && c.input == inSocket); err != nil {
 			s.rates.warn("connection limit", "connection refused", "transport", transport, "err", err)
 			c.refuse(err)
 			continue

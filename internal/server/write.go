@@ -54,12 +54,7 @@ func (c *conn) write() {
 				c.delivered.Store(last)
 				continue
 			}
-			replies := 0
-			for _, it := range items {
-				if it.b != nil {
-					replies += it.size
-				}
-			}
+			replies := 0 // bytes, taken off the peer's unread count once written
 			for _, it := range items {
 				if it.seq > last {
 					last = it.seq
@@ -67,6 +62,7 @@ func (c *conn) write() {
 				if it.view == nil {
 					if it.b != nil {
 						bufs = append(bufs, it.b)
+						replies += it.size
 					}
 					bufs = append(bufs, it.bufs...)
 					continue

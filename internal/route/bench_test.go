@@ -9,15 +9,6 @@ import (
 	"github.com/rtm-project/rtm/internal/route"
 )
 
-func BenchmarkParseLine(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := route.ParseLine("10.20.30.0/24 via 192.0.2.1 dev eth0"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // randomTable returns n random IPv4 routes over 16 next hops, as a real
 // table has few.
 func randomRoutes(n int) []route.Route {
@@ -27,7 +18,7 @@ func randomRoutes(n int) []route.Route {
 		a := rng.Uint32()
 		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 8+rng.IntN(25)).Masked()
 		g := byte(1 + rng.IntN(16))
-		routes[i] = route.Route{Dst: p, NextHop: route.NextHop{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, g}), Dev: "eth0"}}
+		routes[i] = route.Simple(p, netip.AddrFrom4([4]byte{192, 0, 2, g}), "eth0")
 	}
 	return routes
 }
@@ -39,7 +30,7 @@ func BenchmarkTableSet(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := routes[i&(1<<20-1)]
-		t.Set(r.Dst, r.NextHop)
+		t.Set(&r)
 		i++
 	}
 }
@@ -48,12 +39,12 @@ func BenchmarkLookup(b *testing.B) {
 	routes := randomRoutes(1 << 20)
 	var t route.Table
 	for _, r := range routes {
-		t.Set(r.Dst, r.NextHop)
+		t.Set(&r)
 	}
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		t.Lookup(routes[i&(1<<20-1)].Dst.Addr())
+		t.Lookup(route.TableMain, routes[i&(1<<20-1)].Dst.Addr())
 		i++
 	}
 }
@@ -67,7 +58,7 @@ func BenchmarkTableFillSorted(b *testing.B) {
 	for b.Loop() {
 		var t route.Table
 		for _, r := range routes {
-			t.Set(r.Dst, r.NextHop)
+			t.Set(&r)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(routes)), "ns/route")

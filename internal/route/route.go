@@ -10,38 +10,71 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 )
 
 // MaxDevLen is the longest interface name a route may carry, as in Linux
 // (IFNAMSIZ less the terminating NUL).
-const MaxDevLen = 31
+const MaxDevLen = 15
 
-// NextHop is where a route sends packets: a gateway and an outgoing interface.
+// MaxHops is the most next hops a route may have.
+const MaxHops = 32
+
+// NextHop is one way a route sends packets: a gateway, an outgoing
+// interface, or both, and a weight among the route's next hops.
 type NextHop struct {
-	Gateway netip.Addr
-	Dev     string
+	Gateway netip.Addr // invalid (the zero Addr) for an on-link next hop
+	Dev     string     // "" when not given
+	Weight  uint16     // 1..256; 1 unless the route has several next hops
 }
 
-// Route maps a destination prefix to a next hop.
+// Attrs is everything about a route except its key (table and prefix).
+// Tables intern Attrs, since real tables have few distinct ones.
+//
+// Hops of an Attrs that a Table returned are shared with the table and
+// must not be modified.
+type Attrs struct {
+	Type   Type
+	Proto  Proto
+	Metric uint32
+	Src    netip.Addr // preferred source address; invalid when not given
+	Hops   []NextHop  // unicast: 1..MaxHops, in order; local: 0 or 1 (dev only); others: none
+}
+
+// Route is a route in one table: the key (Table, Dst) and its attributes.
 type Route struct {
-	Dst netip.Prefix
-	NextHop
+	Table uint32 // 1..2^32-1; TableMain unless given
+	Dst   netip.Prefix
+	Attrs
 }
 
-// String returns the route in the form that `rtm route show` prints:
-// "DST via GATEWAY dev OIF".
-func (r Route) String() string {
-	return string(r.AppendText(make([]byte, 0, 64)))
+// Key identifies a route.
+type Key struct {
+	Table uint32
+	Dst   netip.Prefix
 }
 
-// AppendText appends the text form of r to b.
-func (r Route) AppendText(b []byte) []byte {
-	b = r.Dst.AppendTo(b)
-	b = append(b, " via "...)
-	b = r.Gateway.AppendTo(b)
-	b = append(b, " dev "...)
-	return append(b, r.Dev...)
+// Key returns the route's key.
+func (r *Route) Key() Key { return Key{r.Table, r.Dst} }
+
+// Equal reports whether a and b are the same attributes.
+func (a *Attrs) Equal(b *Attrs) bool {
+	return a.Type == b.Type && a.Proto == b.Proto && a.Metric == b.Metric &&
+		a.Src == b.Src && slices.Equal(a.Hops, b.Hops)
+}
+
+// Equal reports whether r and o are the same route.
+func (r *Route) Equal(o *Route) bool {
+	return r.Table == o.Table && r.Dst == o.Dst && r.Attrs.Equal(&o.Attrs)
+}
+
+// Simple returns the most common route: unicast, in the main table, by
+// protocol static, through one next hop.
+func Simple(dst netip.Prefix, gw netip.Addr, dev string) Route {
+	return Route{Table: TableMain, Dst: dst, Attrs: Attrs{Type: Unicast, Proto: ProtoStatic,
+		Hops: []NextHop{{Gateway: gw, Dev: dev, Weight: 1}}}}
 }
 
 // FieldError reports a bad value in one named field of a route.
@@ -56,7 +89,8 @@ func (e *FieldError) Error() string {
 }
 
 // ParsePrefix parses a destination prefix. A bare address means a host route
-// (/32 or /128). Host bits are cleared.
+// (/32 or /128). A prefix with host bits set is refused, as `ip` refuses it,
+// with the masked prefix as a hint.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	var p netip.Prefix
 	if strings.IndexByte(s, '/') >= 0 {
@@ -78,7 +112,10 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	if err := checkPrefix(p); err != nil {
 		return netip.Prefix{}, &FieldError{"dst", s, err.Error()}
 	}
-	return p.Masked(), nil
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, &FieldError{"dst", s, "invalid prefix for given prefix length (host bits set); did you mean " + m.String() + "?"}
+	}
+	return p, nil
 }
 
 // ParseAddr parses an address to look up or to use as a gateway; field names
@@ -94,8 +131,8 @@ func ParseAddr(field, s string) (netip.Addr, error) {
 	return a, nil
 }
 
-// CheckDev reports whether s is a valid interface name: 1 to 31 bytes of
-// printable ASCII without spaces.
+// CheckDev reports whether s is a valid interface name: 1 to MaxDevLen
+// bytes of printable ASCII without spaces or slashes, as Linux allows.
 func CheckDev(s string) error {
 	if len(s) == 0 {
 		return &FieldError{"dev", s, "empty"}
@@ -104,8 +141,8 @@ func CheckDev(s string) error {
 		return &FieldError{"dev", s, fmt.Sprintf("longer than %d bytes", MaxDevLen)}
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' {
-			return &FieldError{"dev", s, fmt.Sprintf("byte %#02x at %d is not printable ASCII", c, i)}
+		if c := s[i]; c <= ' ' || c > '~' || c == '/' || c == ':' {
+			return &FieldError{"dev", s, fmt.Sprintf("byte %q at %d is not allowed in an interface name", c, i)}
 		}
 	}
 	return nil
@@ -113,20 +150,102 @@ func CheckDev(s string) error {
 
 // Validate reports whether r is a well-formed, normalised route. Decoders of
 // routes from other processes call it before anything touches a table.
-func (r Route) Validate() error {
+func (r *Route) Validate() error {
+	if r.Table == 0 {
+		return &FieldError{"table", "0", "not a table number (1..4294967295)"}
+	}
 	if err := checkPrefix(r.Dst); err != nil {
 		return &FieldError{"dst", r.Dst.String(), err.Error()}
 	}
 	if r.Dst != r.Dst.Masked() {
 		return &FieldError{"dst", r.Dst.String(), "host bits set"}
 	}
-	if err := checkAddr(r.Gateway); err != nil {
-		return &FieldError{"gateway", r.Gateway.String(), err.Error()}
+	if !r.Type.Valid() {
+		return &FieldError{"type", strconv.Itoa(int(r.Type)), "not a route type rtm keeps"}
 	}
-	if r.Gateway.Is4() != r.Dst.Addr().Is4() {
-		return &FieldError{"gateway", r.Gateway.String(), "not the family of dst " + r.Dst.String()}
+	if r.Src.IsValid() {
+		if err := checkAddr(r.Src); err != nil {
+			return &FieldError{"src", r.Src.String(), err.Error()}
+		}
+		if r.Src.Is4() != r.Dst.Addr().Is4() {
+			return &FieldError{"src", r.Src.String(), "not the family of dst " + r.Dst.String()}
+		}
 	}
-	return CheckDev(r.Dev)
+	return r.checkHops()
+}
+
+func (r *Route) checkHops() error {
+	hops := r.Hops
+	switch {
+	case r.Type == Unicast && len(hops) == 0:
+		return &FieldError{"nexthop", "", "a unicast route needs a next hop (via GATEWAY or dev NAME)"}
+	case r.Type == Local && len(hops) > 1:
+		return &FieldError{"nexthop", strconv.Itoa(len(hops)), "a local route has at most one device"}
+	case !r.Type.HasHops() && len(hops) > 0:
+		return &FieldError{"nexthop", hops[0].String(), "a " + r.Type.String() + " route has no next hop"}
+	case len(hops) > MaxHops:
+		return &FieldError{"nexthop", strconv.Itoa(len(hops)), fmt.Sprintf("more than %d next hops", MaxHops)}
+	}
+	for i, h := range hops {
+		if err := h.check(r.Dst); err != nil {
+			return err
+		}
+		if r.Type == Local && h.Gateway.IsValid() {
+			return &FieldError{"gateway", h.Gateway.String(), "a local route has no gateway"}
+		}
+		if len(hops) == 1 && h.Weight != 1 {
+			return &FieldError{"weight", strconv.Itoa(int(h.Weight)), "a weight needs several next hops"}
+		}
+		for _, o := range hops[:i] {
+			if o.Gateway == h.Gateway && o.Dev == h.Dev {
+				return &FieldError{"nexthop", h.String(), "given twice"}
+			}
+		}
+	}
+	return nil
+}
+
+// check reports whether h is a valid next hop of a route to dst.
+func (h NextHop) check(dst netip.Prefix) error {
+	if !h.Gateway.IsValid() && h.Dev == "" {
+		return &FieldError{"nexthop", "", "needs a gateway (via) or a device (dev)"}
+	}
+	if h.Gateway.IsValid() {
+		if err := checkAddr(h.Gateway); err != nil {
+			return &FieldError{"gateway", h.Gateway.String(), err.Error()}
+		}
+		// An IPv4 route may go through an IPv6 gateway (via inet6), as
+		// Linux allows; not the other way round.
+		if !dst.Addr().Is4() && h.Gateway.Is4() {
+			return &FieldError{"gateway", h.Gateway.String(), "not the family of dst " + dst.String()}
+		}
+	}
+	if h.Dev != "" {
+		if err := CheckDev(h.Dev); err != nil {
+			return err
+		}
+	}
+	if h.Weight < 1 || h.Weight > 256 {
+		return &FieldError{"weight", strconv.Itoa(int(h.Weight)), "not in 1..256"}
+	}
+	return nil
+}
+
+// String returns the next hop as `ip` writes it, without the weight.
+func (h NextHop) String() string {
+	var b []byte
+	if h.Gateway.IsValid() {
+		b = append(b, "via "...)
+		b = h.Gateway.AppendTo(b)
+	}
+	if h.Dev != "" {
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, "dev "...)
+		b = append(b, h.Dev...)
+	}
+	return string(b)
 }
 
 func checkPrefix(p netip.Prefix) error {
@@ -156,94 +275,6 @@ func trimNetipMsg(err error) string {
 		return msg[i+3:]
 	}
 	return msg
-}
-
-// ParseLine parses one line of `rtm route show` output: "DST via GATEWAY dev OIF".
-// It does not allocate for a valid line, since `rtm route load` parses a
-// million of them.
-func ParseLine(line string) (Route, error) {
-	if r, ok := parseLineV4(line); ok {
-		return r, nil
-	}
-	return parseLine(line)
-}
-
-func parseLine(line string) (Route, error) {
-	var buf [6]string
-	f := buf[:0]
-	for i := 0; i < len(line); {
-		if isSpace(line[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(line) && !isSpace(line[j]) {
-			j++
-		}
-		if len(f) == len(buf) {
-			return ParseFields(strings.Fields(line))
-		}
-		f = append(f, line[i:j])
-		i = j
-	}
-	return ParseFields(f)
-}
-
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
-}
-
-// ParseFields parses the words "DST via GATEWAY dev OIF". The keywords may come
-// in either order, as iproute2 allows.
-func ParseFields(f []string) (Route, error) {
-	if len(f) == 0 {
-		return Route{}, errors.New("missing dst")
-	}
-	dst, err := ParsePrefix(f[0])
-	if err != nil {
-		return Route{}, err
-	}
-	r := Route{Dst: dst}
-	var haveGW, haveDev bool
-	rest := f[1:]
-	for len(rest) > 0 {
-		if len(rest) < 2 {
-			return Route{}, fmt.Errorf("%q needs a value", rest[0])
-		}
-		key, val := rest[0], rest[1]
-		rest = rest[2:]
-		switch key {
-		case "via":
-			if haveGW {
-				return Route{}, errors.New(`"via" given twice`)
-			}
-			gw, err := ParseAddr("gateway", val)
-			if err != nil {
-				return Route{}, err
-			}
-			if gw.Is4() != dst.Addr().Is4() {
-				return Route{}, &FieldError{"gateway", val, "not the family of dst " + dst.String()}
-			}
-			r.Gateway, haveGW = gw, true
-		case "dev":
-			if haveDev {
-				return Route{}, errors.New(`"dev" given twice`)
-			}
-			if err := CheckDev(val); err != nil {
-				return Route{}, err
-			}
-			r.Dev, haveDev = val, true
-		default:
-			return Route{}, fmt.Errorf("unknown keyword %q (want via or dev)", key)
-		}
-	}
-	if !haveGW {
-		return Route{}, errors.New(`missing "via GATEWAY"`)
-	}
-	if !haveDev {
-		return Route{}, errors.New(`missing "dev OIF"`)
-	}
-	return r, nil
 }
 
 // Compare orders routes by family (IPv4 first), then prefix address, then

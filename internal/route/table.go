@@ -2,30 +2,39 @@ package route
 
 import (
 	"iter"
+	"maps"
 	"net/netip"
 	"slices"
 
 	"github.com/gaissmai/bart"
 )
 
-// Table is a routing table: IPv4 and IPv6 prefixes to next hops, with exact
-// get, longest-prefix match and iteration in Compare order.
+// Table holds rtm's routing tables: for each table number, IPv4 and IPv6
+// prefixes to route attributes, with exact get, longest-prefix match and
+// iteration in Compare order.
 //
-// Next hops are interned: each distinct (gateway, dev) pair is stored once
-// and routes hold a 4-byte index, since real tables have few next hops.
+// Attributes are interned: each distinct Attrs value is stored once and
+// routes hold a 4-byte index, since real tables have few distinct ones.
 //
 // Prefixes live in shards keyed by their leading bits (8 for IPv4, 16 for
 // IPv6; shorter prefixes share one shard per family), each a bart table.
-// Freeze returns a read-only view in O(shards); the first write to a shard
-// after a Freeze copies that shard only, so the owner of a table can hand a
-// consistent snapshot to another goroutine and keep writing.
+// Freeze returns a read-only view in O(tables x shards + distinct
+// attributes); the first write to a shard after a Freeze copies that shard
+// only, so the owner of a table can hand a consistent snapshot to another
+// goroutine and keep writing.
 //
-// The zero value is an empty table. A Table is not safe for concurrent use;
-// a View is safe for concurrent reads.
+// The zero value is empty. A Table is not safe for concurrent use; a View
+// is safe for concurrent reads.
 type Table struct {
-	fam  [2]family // IPv4, IPv6
-	hops hopSet
-	gen  uint64 // bumped by Freeze; shards of an older gen are shared
+	tabs  map[uint32]*tab
+	attrs attrSet
+	gen   uint64 // bumped by Freeze; shards of an older gen are shared
+	size  [2]int // IPv4, IPv6 routes in all tables
+}
+
+// tab is one routing table: a family per address family.
+type tab struct {
+	fam [2]family // IPv4, IPv6
 }
 
 type family struct {
@@ -40,17 +49,11 @@ type shard struct {
 	t   *bart.Table[uint32]
 }
 
-func (t *Table) family(a netip.Addr) *family {
-	i := 0
-	if !a.Is4() {
-		i = 1
+func famIndex(a netip.Addr) int {
+	if a.Is4() {
+		return 0
 	}
-	f := &t.fam[i]
-	if f.keyBits == 0 {
-		f.keyBits = 8 << i
-		f.shards = make(map[uint16]*shard)
-	}
-	return f
+	return 1
 }
 
 func shardKey(a netip.Addr) uint16 {
@@ -72,6 +75,10 @@ func (f *family) lookupShard(p netip.Prefix) *shard {
 // writableShard returns the shard for p, created or copied as needed so that
 // no frozen view sees the write.
 func (f *family) writableShard(p netip.Prefix, gen uint64) *shard {
+	if f.keyBits == 0 {
+		f.keyBits = 8 << famIndex(p.Addr())
+		f.shards = make(map[uint16]*shard)
+	}
 	s := f.lookupShard(p)
 	switch {
 	case s == nil:
@@ -89,138 +96,187 @@ func (f *family) writableShard(p netip.Prefix, gen uint64) *shard {
 	return s
 }
 
-// Len returns the number of routes.
-func (t *Table) Len() int { return t.fam[0].size + t.fam[1].size }
-
-// Len4 and Len6 return the number of IPv4 and IPv6 routes.
-func (t *Table) Len4() int { return t.fam[0].size }
-func (t *Table) Len6() int { return t.fam[1].size }
-
-// Hops returns the number of distinct next hops in use.
-func (t *Table) Hops() int { return len(t.hops.ids) }
-
-// Get returns the next hop of the route for exactly p.
-func (t *Table) Get(p netip.Prefix) (NextHop, bool) {
-	s := t.family(p.Addr()).lookupShard(p)
+// get returns the attribute index of the route for exactly p.
+func (t *tab) get(p netip.Prefix) (uint32, bool) {
+	if t == nil {
+		return 0, false
+	}
+	s := t.fam[famIndex(p.Addr())].lookupShard(p)
 	if s == nil {
-		return NextHop{}, false
+		return 0, false
 	}
-	id, ok := s.t.Get(p)
-	if !ok {
-		return NextHop{}, false
-	}
-	return t.hops.list[id], true
+	return s.t.Get(p)
 }
 
-// Lookup returns the route with the longest prefix that contains a.
-func (t *Table) Lookup(a netip.Addr) (Route, bool) {
-	return lookup(&t.fam, t.hops.list, a)
-}
-
-func lookup(fams *[2]family, hops []NextHop, a netip.Addr) (Route, bool) {
-	if !a.IsValid() {
-		return Route{}, false
+// lookup returns the longest prefix that contains a, and its index.
+func (t *tab) lookup(a netip.Addr) (netip.Prefix, uint32, bool) {
+	if t == nil || !a.IsValid() {
+		return netip.Prefix{}, 0, false
 	}
 	a = a.Unmap().WithZone("")
-	f := &fams[0]
-	if !a.Is4() {
-		f = &fams[1]
-	}
+	f := &t.fam[famIndex(a)]
 	host := netip.PrefixFrom(a, a.BitLen())
 	for _, s := range [2]*shard{f.shards[shardKey(a)], f.short} {
 		if s == nil {
 			continue
 		}
 		if p, id, ok := s.t.LookupPrefixLPM(host); ok {
-			return Route{Dst: p, NextHop: hops[id]}, true
+			return p, id, true
 		}
 	}
-	return Route{}, false
+	return netip.Prefix{}, 0, false
 }
 
-// Set makes p route to nh and reports the next hop it had before.
-func (t *Table) Set(p netip.Prefix, nh NextHop) (old NextHop, had bool) {
-	f := t.family(p.Addr())
-	s := f.writableShard(p, t.gen)
-	id := t.hops.ref(nh)
+// Len returns the number of routes in all tables.
+func (t *Table) Len() int { return t.size[0] + t.size[1] }
+
+// Len4 and Len6 return the number of IPv4 and IPv6 routes in all tables.
+func (t *Table) Len4() int { return t.size[0] }
+func (t *Table) Len6() int { return t.size[1] }
+
+// Distinct returns the number of distinct attribute sets in use.
+func (t *Table) Distinct() int { return len(t.attrs.ids) }
+
+// Get returns the attributes of the route with key k.
+func (t *Table) Get(k Key) (Attrs, bool) {
+	id, ok := t.tabs[k.Table].get(k.Dst)
+	if !ok {
+		return Attrs{}, false
+	}
+	return t.attrs.list[id], true
+}
+
+// Lookup returns the route of table n with the longest prefix that
+// contains a.
+func (t *Table) Lookup(n uint32, a netip.Addr) (Route, bool) {
+	p, id, ok := t.tabs[n].lookup(a)
+	if !ok {
+		return Route{}, false
+	}
+	return Route{Table: n, Dst: p, Attrs: t.attrs.list[id]}, true
+}
+
+// Set stores r, which must be valid, and reports the attributes its key
+// had before.
+func (t *Table) Set(r *Route) (old Attrs, had bool) {
+	tb := t.tabs[r.Table]
+	if tb == nil {
+		if t.tabs == nil {
+			t.tabs = make(map[uint32]*tab)
+		}
+		tb = new(tab)
+		t.tabs[r.Table] = tb
+	}
+	fi := famIndex(r.Dst.Addr())
+	f := &tb.fam[fi]
+	s := f.writableShard(r.Dst, t.gen)
+	id := t.attrs.ref(&r.Attrs)
 	var oldID uint32
-	s.t.Modify(p, func(v uint32, ok bool) (uint32, bool) {
+	s.t.Modify(r.Dst, func(v uint32, ok bool) (uint32, bool) {
 		oldID, had = v, ok
 		return id, false
 	})
 	if !had {
 		f.size++
-		return NextHop{}, false
+		t.size[fi]++
+		return Attrs{}, false
 	}
-	old = t.hops.list[oldID]
-	t.hops.unref(oldID)
+	old = t.attrs.list[oldID]
+	t.attrs.unref(oldID)
 	return old, true
 }
 
-// Delete removes the route for exactly p and reports the next hop it had.
-func (t *Table) Delete(p netip.Prefix) (old NextHop, had bool) {
-	f := t.family(p.Addr())
-	if s := f.lookupShard(p); s == nil {
-		return NextHop{}, false
-	} else if _, ok := s.t.Get(p); !ok {
-		return NextHop{}, false
+// Delete removes the route with key k and reports the attributes it had.
+func (t *Table) Delete(k Key) (old Attrs, had bool) {
+	tb := t.tabs[k.Table]
+	if _, ok := tb.get(k.Dst); !ok {
+		return Attrs{}, false
 	}
-	s := f.writableShard(p, t.gen)
+	fi := famIndex(k.Dst.Addr())
+	f := &tb.fam[fi]
+	s := f.writableShard(k.Dst, t.gen)
 	var oldID uint32
-	s.t.Modify(p, func(v uint32, ok bool) (uint32, bool) {
-		oldID, had = v, ok
+	s.t.Modify(k.Dst, func(v uint32, ok bool) (uint32, bool) {
+		oldID = v
 		return 0, true
 	})
 	f.size--
-	old = t.hops.list[oldID]
-	t.hops.unref(oldID)
+	t.size[fi]--
+	if f.size == 0 && tb.fam[1-fi].size == 0 {
+		delete(t.tabs, k.Table)
+	}
+	old = t.attrs.list[oldID]
+	t.attrs.unref(oldID)
 	return old, true
 }
 
-// Clear removes every route.
+// Clear removes every route of every table.
 func (t *Table) Clear() { *t = Table{gen: t.gen + 1} }
 
-// All returns the routes in Compare order: IPv4 first, then by address, then
-// by prefix length.
-func (t *Table) All() iter.Seq[Route] { return all(&t.fam, t.hops.list) }
+// Tables returns the numbers of the tables that have routes, in order.
+func (t *Table) Tables() []uint32 { return slices.Sorted(maps.Keys(t.tabs)) }
+
+// All returns the routes of every table: by table number, then in Compare
+// order.
+func (t *Table) All() iter.Seq[Route] { return all(t.tabs, t.attrs.list) }
 
 // View is a read-only snapshot of a Table, safe to read from any goroutine
 // while the Table changes.
 type View struct {
-	fam  [2]family
-	hops []NextHop
+	tabs  map[uint32]*tab
+	attrs []Attrs
+	size  [2]int
 }
 
-// Freeze returns a View of the table as it is now. It costs O(shards + next
-// hops); the table copies a shard on its first write after the Freeze.
+// Freeze returns a View of the table as it is now. The table copies a shard
+// on its first write after the Freeze.
 func (t *Table) Freeze() *View {
-	v := &View{hops: slices.Clone(t.hops.list)}
-	for i := range t.fam {
-		f := t.fam[i]
-		f.shards = make(map[uint16]*shard, len(t.fam[i].shards))
-		for k, s := range t.fam[i].shards {
-			f.shards[k] = s
+	v := &View{tabs: make(map[uint32]*tab, len(t.tabs)), attrs: slices.Clone(t.attrs.list), size: t.size}
+	for n, tb := range t.tabs {
+		c := new(tab)
+		for i := range tb.fam {
+			f := tb.fam[i]
+			f.shards = maps.Clone(f.shards)
+			c.fam[i] = f
 		}
-		v.fam[i] = f
+		v.tabs[n] = c
 	}
 	t.gen++
 	return v
 }
 
 // Len returns the number of routes in the view.
-func (v *View) Len() int { return v.fam[0].size + v.fam[1].size }
+func (v *View) Len() int { return v.size[0] + v.size[1] }
 
-// All returns the routes of the view in Compare order.
-func (v *View) All() iter.Seq[Route] { return all(&v.fam, v.hops) }
+// All returns the routes of the view, in the order of Table.All.
+func (v *View) All() iter.Seq[Route] { return all(v.tabs, v.attrs) }
 
-// Lookup returns the route with the longest prefix that contains a.
-func (v *View) Lookup(a netip.Addr) (Route, bool) { return lookup(&v.fam, v.hops, a) }
+// Get returns the attributes of the route with key k.
+func (v *View) Get(k Key) (Attrs, bool) {
+	id, ok := v.tabs[k.Table].get(k.Dst)
+	if !ok {
+		return Attrs{}, false
+	}
+	return v.attrs[id], true
+}
 
-func all(fams *[2]family, hops []NextHop) iter.Seq[Route] {
+// Lookup returns the route of table n with the longest prefix that
+// contains a.
+func (v *View) Lookup(n uint32, a netip.Addr) (Route, bool) {
+	p, id, ok := v.tabs[n].lookup(a)
+	if !ok {
+		return Route{}, false
+	}
+	return Route{Table: n, Dst: p, Attrs: v.attrs[id]}, true
+}
+
+func all(tabs map[uint32]*tab, attrs []Attrs) iter.Seq[Route] {
 	return func(yield func(Route) bool) {
-		for i := range fams {
-			if !fams[i].all(hops, yield) {
-				return
+		for _, n := range slices.Sorted(maps.Keys(tabs)) {
+			for i := range tabs[n].fam {
+				if !tabs[n].fam[i].all(n, attrs, yield) {
+					return
+				}
 			}
 		}
 	}
@@ -230,18 +286,14 @@ func all(fams *[2]family, hops []NextHop) iter.Seq[Route] {
 // key has only zeros past its first keyBits bits, so it sorts before every
 // prefix of the shard with the same key: each shard is preceded by the short
 // prefixes of its key.
-func (f *family) all(hops []NextHop, yield func(Route) bool) bool {
+func (f *family) all(n uint32, attrs []Attrs, yield func(Route) bool) bool {
 	var short []Route
 	if f.short != nil {
 		for p, id := range f.short.t.AllSorted() {
-			short = append(short, Route{Dst: p, NextHop: hops[id]})
+			short = append(short, Route{Table: n, Dst: p, Attrs: attrs[id]})
 		}
 	}
-	keys := make([]uint16, 0, len(f.shards))
-	for k := range f.shards {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(f.shards))
 	for _, k := range keys {
 		for len(short) > 0 && shardKey(short[0].Dst.Addr()) <= k {
 			if !yield(short[0]) {
@@ -250,7 +302,7 @@ func (f *family) all(hops []NextHop, yield func(Route) bool) bool {
 			short = short[1:]
 		}
 		for p, id := range f.shards[k].t.AllSorted() {
-			if !yield(Route{Dst: p, NextHop: hops[id]}) {
+			if !yield(Route{Table: n, Dst: p, Attrs: attrs[id]}) {
 				return false
 			}
 		}
@@ -263,57 +315,92 @@ func (f *family) all(hops []NextHop, yield func(Route) bool) bool {
 	return true
 }
 
-// hopSet interns next hops with reference counts. Freed indexes are reused.
-type hopSet struct {
-	list []NextHop
+// attrSet interns attributes with reference counts. Freed indexes are
+// reused.
+type attrSet struct {
+	list []Attrs
 	refs []uint32
-	ids  map[NextHop]uint32
+	ids  map[attrKey]uint32
 	free []uint32
-	// recent caches indexes by a cheap hash of the next hop, to skip the
-	// map (which hashes the whole value) for the few next hops that real
-	// tables repeat.
+	// recent caches indexes by a cheap hash of the attributes, to skip the
+	// map (which hashes the whole key) for the few that real tables repeat.
 	recent [64]uint32
 }
 
-func recentSlot(nh NextHop) int {
-	a := nh.Gateway.As16()
-	return int(a[15]^a[14]*3^byte(len(nh.Dev))*7) & 63
+// attrKey is Attrs made comparable: the first next hop inline and the
+// others encoded, so that the common single-hop key costs no allocation.
+type attrKey struct {
+	typ    Type
+	proto  Proto
+	metric uint32
+	src    netip.Addr
+	hop    NextHop
+	more   string
 }
 
-func (h *hopSet) ref(nh NextHop) uint32 {
-	slot := recentSlot(nh)
-	if id := h.recent[slot]; int(id) < len(h.list) && h.refs[id] > 0 && h.list[id] == nh {
+func keyOf(a *Attrs) attrKey {
+	k := attrKey{typ: a.Type, proto: a.Proto, metric: a.Metric, src: a.Src}
+	if len(a.Hops) > 0 {
+		k.hop = a.Hops[0]
+	}
+	if len(a.Hops) > 1 {
+		var b []byte
+		for _, h := range a.Hops[1:] {
+			b, _ = h.Gateway.AppendBinary(b)
+			b = append(b, byte(h.Weight>>8), byte(h.Weight), byte(len(h.Dev)))
+			b = append(b, h.Dev...)
+		}
+		k.more = string(b)
+	}
+	return k
+}
+
+func recentSlot(a *Attrs) int {
+	var x byte
+	if len(a.Hops) > 0 {
+		g := a.Hops[0].Gateway.As16()
+		x = g[15] ^ g[14]*3 ^ byte(len(a.Hops[0].Dev))*7
+	}
+	return int(x^byte(a.Metric)*5^byte(len(a.Hops))*11) & 63
+}
+
+func (h *attrSet) ref(a *Attrs) uint32 {
+	slot := recentSlot(a)
+	if id := h.recent[slot]; int(id) < len(h.list) && h.refs[id] > 0 && h.list[id].Equal(a) {
 		h.refs[id]++
 		return id
 	}
-	if id, ok := h.ids[nh]; ok {
+	k := keyOf(a)
+	if id, ok := h.ids[k]; ok {
 		h.refs[id]++
 		h.recent[slot] = id
 		return id
 	}
 	if h.ids == nil {
-		h.ids = make(map[NextHop]uint32)
+		h.ids = make(map[attrKey]uint32)
 	}
+	c := *a
+	c.Hops = slices.Clip(slices.Clone(a.Hops))
 	var id uint32
 	if n := len(h.free); n > 0 {
 		id = h.free[n-1]
 		h.free = h.free[:n-1]
-		h.list[id], h.refs[id] = nh, 1
+		h.list[id], h.refs[id] = c, 1
 	} else {
 		id = uint32(len(h.list))
-		h.list = append(h.list, nh)
+		h.list = append(h.list, c)
 		h.refs = append(h.refs, 1)
 	}
-	h.ids[nh] = id
+	h.ids[k] = id
 	h.recent[slot] = id
 	return id
 }
 
-func (h *hopSet) unref(id uint32) {
+func (h *attrSet) unref(id uint32) {
 	h.refs[id]--
 	if h.refs[id] == 0 {
-		delete(h.ids, h.list[id])
-		h.list[id] = NextHop{}
+		delete(h.ids, keyOf(&h.list[id]))
+		h.list[id] = Attrs{}
 		h.free = append(h.free, id)
 	}
 }

@@ -1,6 +1,7 @@
 package route_test
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -11,21 +12,44 @@ import (
 )
 
 // randRoute returns a random route from a small space, so that operations
-// hit existing prefixes often.
+// hit existing keys often: three tables, every type, up to three next
+// hops, a few metrics and protocols.
 func randRoute(r *rand.Rand) route.Route {
 	var dst netip.Prefix
-	if r.IntN(4) == 0 {
+	v6 := r.IntN(4) == 0
+	if v6 {
 		a := [16]byte{0x20, 0x01, 0x0d, byte(r.IntN(4)), byte(r.IntN(4)), byte(r.IntN(256))}
 		dst = netip.PrefixFrom(netip.AddrFrom16(a), r.IntN(49)).Masked()
 	} else {
 		a := [4]byte{byte(r.IntN(8)), byte(r.IntN(4)), byte(r.IntN(256)), byte(r.IntN(256))}
 		dst = netip.PrefixFrom(netip.AddrFrom4(a), r.IntN(33)).Masked()
 	}
-	gw := netip.AddrFrom4([4]byte{192, 0, 2, byte(r.IntN(5))})
-	if !dst.Addr().Is4() {
-		gw = netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(r.IntN(5))})
+	rt := route.Route{Table: []uint32{route.TableMain, 100, route.TableLocal}[r.IntN(3)], Dst: dst,
+		Attrs: route.Attrs{Type: route.Unicast, Proto: route.Proto(2 + r.IntN(3)), Metric: uint32(r.IntN(3) * 100)}}
+	switch r.IntN(8) {
+	case 0:
+		rt.Type = []route.Type{route.Blackhole, route.Unreachable, route.Prohibit, route.Throw}[r.IntN(4)]
+		return rt
+	case 1:
+		rt.Type = route.Local
+		rt.Hops = []route.NextHop{{Dev: "lo", Weight: 1}}
+		return rt
 	}
-	return route.Route{Dst: dst, NextHop: route.NextHop{Gateway: gw, Dev: fmt.Sprintf("eth%d", r.IntN(3))}}
+	n := 1 + r.IntN(3)
+	for i := range n {
+		gw := netip.AddrFrom4([4]byte{192, 0, 2, byte(r.IntN(5))})
+		if v6 || r.IntN(10) == 0 {
+			gw = netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(i*5 + r.IntN(5))})
+		}
+		h := route.NextHop{Gateway: gw, Dev: fmt.Sprintf("eth%d", i), Weight: 1}
+		if n > 1 {
+			h.Weight = uint16(1 + r.IntN(256))
+		} else if r.IntN(5) == 0 {
+			h.Gateway = netip.Addr{} // on-link
+		}
+		rt.Hops = append(rt.Hops, h)
+	}
+	return rt
 }
 
 // TestTableDifferential runs seeded random operations on a Table and on a
@@ -34,29 +58,34 @@ func randRoute(r *rand.Rand) route.Route {
 func TestTableDifferential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var tb route.Table
-	ref := map[netip.Prefix]route.NextHop{}
+	ref := map[route.Key]route.Route{}
 	var view *route.View
-	var viewRef map[netip.Prefix]route.NextHop
+	var viewRef map[route.Key]route.Route
 	for i := range 20000 {
 		r := randRoute(rng)
+		if err := r.Validate(); err != nil {
+			t.Fatalf("step %d: randRoute made an invalid route %v: %v", i, r, err)
+		}
+		k := r.Key()
 		switch rng.IntN(3) {
 		case 0, 1:
-			old, had := tb.Set(r.Dst, r.NextHop)
-			wantOld, wantHad := ref[r.Dst]
-			if had != wantHad || old != wantOld {
-				t.Fatalf("step %d: Set(%v) = %v, %v; want %v, %v", i, r, old, had, wantOld, wantHad)
+			old, had := tb.Set(&r)
+			want, wantHad := ref[k]
+			if had != wantHad || !old.Equal(&want.Attrs) {
+				t.Fatalf("step %d: Set(%v) = %v, %v; want %v, %v", i, r, old, had, want.Attrs, wantHad)
 			}
-			ref[r.Dst] = r.NextHop
+			ref[k] = r
 		case 2:
-			old, had := tb.Delete(r.Dst)
-			wantOld, wantHad := ref[r.Dst]
-			if had != wantHad || old != wantOld {
-				t.Fatalf("step %d: Delete(%v) = %v, %v; want %v, %v", i, r.Dst, old, had, wantOld, wantHad)
+			old, had := tb.Delete(k)
+			want, wantHad := ref[k]
+			if had != wantHad || !old.Equal(&want.Attrs) {
+				t.Fatalf("step %d: Delete(%v) = %v, %v; want %v, %v", i, k, old, had, want.Attrs, wantHad)
 			}
-			delete(ref, r.Dst)
+			delete(ref, k)
 		}
-		if got, ok := tb.Get(r.Dst); ok != (ref[r.Dst] != route.NextHop{}) || got != ref[r.Dst] {
-			t.Fatalf("step %d: Get(%v) = %v, %v; want %v", i, r.Dst, got, ok, ref[r.Dst])
+		want, wantOK := ref[k]
+		if got, ok := tb.Get(k); ok != wantOK || !got.Equal(&want.Attrs) {
+			t.Fatalf("step %d: Get(%v) = %v, %v; want %v", i, k, got, ok, want.Attrs)
 		}
 		if i%2500 == 0 {
 			if view != nil {
@@ -68,71 +97,71 @@ func TestTableDifferential(t *testing.T) {
 	checkAll(t, "table", tb.All(), tb.Len(), ref)
 	checkAll(t, "view", view.All(), view.Len(), viewRef)
 	tb.Clear()
-	if tb.Len() != 0 || tb.Hops() != 0 {
-		t.Errorf("after Clear: Len = %d, Hops = %d", tb.Len(), tb.Hops())
+	if tb.Len() != 0 || tb.Distinct() != 0 {
+		t.Errorf("after Clear: Len = %d, Distinct = %d", tb.Len(), tb.Distinct())
 	}
 }
 
-func maps(m map[netip.Prefix]route.NextHop) map[netip.Prefix]route.NextHop {
-	c := make(map[netip.Prefix]route.NextHop, len(m))
+func maps(m map[route.Key]route.Route) map[route.Key]route.Route {
+	c := make(map[route.Key]route.Route, len(m))
 	for k, v := range m {
 		c[k] = v
 	}
 	return c
 }
 
-func checkAll(t *testing.T, what string, all func(func(route.Route) bool), n int, ref map[netip.Prefix]route.NextHop) {
+func checkAll(t *testing.T, what string, all func(func(route.Route) bool), n int, ref map[route.Key]route.Route) {
 	t.Helper()
 	var got []route.Route
 	for r := range all {
 		got = append(got, r)
 	}
 	var want []route.Route
-	for p, nh := range ref {
-		want = append(want, route.Route{Dst: p, NextHop: nh})
+	for _, r := range ref {
+		want = append(want, r)
 	}
-	slices.SortFunc(want, func(a, b route.Route) int { return route.Compare(a.Dst, b.Dst) })
+	slices.SortFunc(want, func(a, b route.Route) int {
+		if a.Table != b.Table {
+			return cmp.Compare(a.Table, b.Table)
+		}
+		return route.Compare(a.Dst, b.Dst)
+	})
 	if n != len(want) {
 		t.Errorf("%s: Len = %d, want %d", what, n, len(want))
 	}
-	if !slices.Equal(got, want) {
+	if !slices.EqualFunc(got, want, func(a, b route.Route) bool { return a.Equal(&b) }) {
 		t.Fatalf("%s: All() differs from reference: got %d routes, want %d", what, len(got), len(want))
 	}
 }
 
-// TestLookupLinear checks longest-prefix match against a linear scan.
+// TestLookupLinear checks longest-prefix match in each table against a
+// linear scan of that table.
 func TestLookupLinear(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var tb route.Table
-	var routes []route.Route
+	ref := map[route.Key]route.Route{}
 	for range 3000 {
 		r := randRoute(rng)
-		if _, had := tb.Set(r.Dst, r.NextHop); !had {
-			routes = append(routes, r)
-		} else {
-			for i := range routes {
-				if routes[i].Dst == r.Dst {
-					routes[i] = r
-				}
-			}
-		}
+		tb.Set(&r)
+		ref[r.Key()] = r
 	}
 	view := tb.Freeze()
 	for range 20000 {
-		a := randRoute(rng).Dst.Addr()
+		q := randRoute(rng)
+		a, n := q.Dst.Addr(), q.Table
 		var want route.Route
 		found := false
-		for _, r := range routes {
-			if r.Dst.Contains(a) && (!found || r.Dst.Bits() > want.Dst.Bits()) {
+		for _, r := range ref {
+			if r.Table == n && r.Dst.Contains(a) && (!found || r.Dst.Bits() > want.Dst.Bits()) {
 				want, found = r, true
 			}
 		}
-		got, ok := tb.Lookup(a)
-		if ok != found || got != want {
-			t.Fatalf("Lookup(%v) = %v, %v; want %v, %v", a, got, ok, want, found)
+		got, ok := tb.Lookup(n, a)
+		if ok != found || !got.Equal(&want) {
+			t.Fatalf("Lookup(%d, %v) = %v, %v; want %v, %v", n, a, got, ok, want, found)
 		}
-		if got, ok := view.Lookup(a); ok != found || got != want {
-			t.Fatalf("View.Lookup(%v) = %v, %v; want %v, %v", a, got, ok, want, found)
+		if got, ok := view.Lookup(n, a); ok != found || !got.Equal(&want) {
+			t.Fatalf("View.Lookup(%d, %v) = %v, %v; want %v, %v", n, a, got, ok, want, found)
 		}
 	}
 }

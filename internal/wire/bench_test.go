@@ -8,7 +8,7 @@ import (
 )
 
 func BenchmarkChangeWriterAdd(b *testing.B) {
-	r := mustRoute("10.20.30.0/24 via 192.0.2.1 dev eth0")
+	r := simple("10.20.30.0/24", "192.0.2.1", "eth0")
 	var w wire.ChangeWriter
 	seq := uint64(0)
 	b.ReportAllocs()
@@ -24,7 +24,7 @@ func BenchmarkChangeWriterAdd(b *testing.B) {
 func BenchmarkDecodeChanges(b *testing.B) {
 	var w wire.ChangeWriter
 	for i := range 4000 {
-		w.Add(uint64(i+1), wire.OpAdd, mustRoute("10.20.30.0/24 via 192.0.2.1 dev eth0"))
+		w.Add(uint64(i+1), wire.OpAdd, simple("10.20.30.0/24", "192.0.2.1", "eth0"))
 	}
 	frame := w.Take()[0]
 	p := frame[wire.HeaderLen:]
@@ -38,7 +38,7 @@ func BenchmarkDecodeChanges(b *testing.B) {
 }
 
 func BenchmarkDecodeRoute(b *testing.B) {
-	p := wire.AppendRoute(nil, mustRoute("10.20.30.0/24 via 192.0.2.1 dev eth0"))
+	p := wire.AppendRoute(nil, simple("10.20.30.0/24", "192.0.2.1", "eth0"))
 	var d wire.Decoder
 	b.ReportAllocs()
 	for b.Loop() {

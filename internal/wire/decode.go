@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rtm-project/rtm/internal/mac"
-	"github.com/rtm-project/rtm/internal/route"
 )
 
 // maxDevNames bounds the interface names a Decoder interns.
@@ -24,6 +23,7 @@ type Decoder struct {
 	err     error
 	devs    map[string]string
 	lastDev string
+	hops    hopCache
 }
 
 // Reset starts decoding payload p.
@@ -206,41 +206,6 @@ func (d *Decoder) Prefix(field string) netip.Prefix {
 	return p
 }
 
-// Route reads a route as AppendRoute writes it and validates it.
-func (d *Decoder) Route() route.Route {
-	dst := d.Prefix("dst")
-	if d.err != nil {
-		return route.Route{}
-	}
-	gw := d.addrBytes("gateway", dst.Addr().BitLen()/8)
-	devOff := d.off
-	n := int(d.U8("dev"))
-	name := d.take("dev", n)
-	if d.err != nil {
-		return route.Route{}
-	}
-	dev := d.lastDev
-	ok := len(name) > 0 && dev == string(name)
-	if !ok {
-		dev, ok = d.devs[string(name)]
-	}
-	if !ok {
-		dev = string(name)
-		if err := route.CheckDev(dev); err != nil {
-			d.fail("dev", devOff, "%v", err)
-			return route.Route{}
-		}
-		if d.devs == nil {
-			d.devs = make(map[string]string)
-		}
-		if len(d.devs) < maxDevNames {
-			d.devs[dev] = dev
-		}
-	}
-	d.lastDev = dev
-	return route.Route{Dst: dst, NextHop: route.NextHop{Gateway: gw, Dev: dev}}
-}
-
 // Hello is the first frame a client sends.
 type Hello struct {
 	Version uint16
@@ -320,10 +285,11 @@ func (d *Decoder) Changes(p []byte, fn func(Change)) error {
 		case OpAdd, OpChange:
 			c.Route = d.Route()
 		case OpDel:
-			c.Route.Dst = d.Prefix("dst")
+			c.Route = d.Key()
 		case OpMACAdd, OpMACChange:
 			c.MAC = d.MAC("mac")
 			c.Slot = d.U32("slot")
+			c.Dev = d.Dev()
 		case OpMACDel:
 			c.MAC = d.MAC("mac")
 		case OpFlush:
@@ -353,60 +319,28 @@ func (d *Decoder) MACSeg(p []byte) (MACSeg, error) {
 	return s, d.Finish()
 }
 
-// MACSlots decodes a SnapMACs payload: a count and that many (MAC, slot)
-// pairs.
-func (d *Decoder) MACSlots(p []byte, fn func(mac.Addr, uint32)) error {
+// MACSlots decodes a SnapMACs payload: a count and that many (MAC, slot,
+// interface) entries.
+func (d *Decoder) MACSlots(p []byte, fn func(m mac.Addr, slot uint32, dev string)) error {
 	d.Reset(p)
 	n := d.U32("count")
 	for i := uint32(0); i < n && d.err == nil; i++ {
-		m, slot := d.MAC("mac"), d.U32("slot")
+		m, slot, dev := d.MAC("mac"), d.U32("slot"), d.Dev()
 		if d.err == nil {
-			fn(m, slot)
+			fn(m, slot, dev)
 		}
 	}
 	return d.Finish()
 }
 
-// MACValue reads a MAC and an address, as a MAC request carries them.
-func (d *Decoder) MACValue() (mac.Addr, netip.Addr) {
+// MACValue reads a MAC, an address and an interface name ("" for none), as
+// a MAC request carries them.
+func (d *Decoder) MACValue() (mac.Addr, netip.Addr, string) {
 	m := d.MAC("mac")
 	off := d.off
 	a := d.Addr("ip")
 	if d.err == nil && a.Zone() != "" {
 		d.fail("ip", off, "zone")
 	}
-	return m, a
-}
-
-// Routes decodes a Snapshot payload or the routes of a load chunk: a count
-// and that many routes.
-func (d *Decoder) Routes(p []byte, fn func(route.Route)) error {
-	d.Reset(p)
-	n := d.U32("count")
-	for i := uint32(0); i < n && d.err == nil; i++ {
-		r := d.Route()
-		if d.err == nil {
-			fn(r)
-		}
-	}
-	return d.Finish()
-}
-
-// RouteLen returns the length of the encoded route at the start of b, which
-// a Decoder has checked.
-func RouteLen(b []byte) int {
-	n := 4
-	if b[0] == 6 {
-		n = 16
-	}
-	return 2 + 2*n + 1 + int(b[2+2*n])
-}
-
-// RoutePrefix returns the prefix of the encoded route at the start of b,
-// which a Decoder has checked.
-func RoutePrefix(b []byte) netip.Prefix {
-	if b[0] == 4 {
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte(b[2:6])), int(b[1]))
-	}
-	return netip.PrefixFrom(netip.AddrFrom16([16]byte(b[2:18])), int(b[1]))
+	return m, a, d.Dev()
 }

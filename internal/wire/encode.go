@@ -28,7 +28,7 @@ func (w *ChangeWriter) Add(seq uint64, op byte, r route.Route) {
 	w.begin(seq)
 	w.buf = append(w.buf, op)
 	if op == OpDel {
-		w.buf = AppendPrefix(w.buf, r.Dst)
+		w.buf = AppendKey(w.buf, r.Key())
 	} else {
 		w.buf = AppendRoute(w.buf, r)
 	}
@@ -45,13 +45,14 @@ func (w *ChangeWriter) AddRaw(seq uint64, op byte, raw []byte) {
 }
 
 // AddMAC appends one MAC change: OpMACAdd or OpMACChange with the record's
-// slot, or OpMACDel.
-func (w *ChangeWriter) AddMAC(seq uint64, op byte, m mac.Addr, slot uint32) {
+// slot and the MAC's interface, or OpMACDel.
+func (w *ChangeWriter) AddMAC(seq uint64, op byte, m mac.Addr, slot uint32, dev string) {
 	w.begin(seq)
 	w.buf = append(w.buf, op)
 	w.buf = append(w.buf, m[:]...)
 	if op != OpMACDel {
 		w.buf = binary.LittleEndian.AppendUint32(w.buf, slot)
+		w.buf = AppendDev(w.buf, dev)
 	}
 	w.count++
 }
@@ -171,9 +172,10 @@ func AppendReply(b []byte, id uint32, status byte, body []byte) []byte {
 	return EndFrame(b, off)
 }
 
-// AppendErrorReply appends a Reply frame that carries an error message.
-func AppendErrorReply(b []byte, id uint32, msg string) []byte {
-	return AppendReply(b, id, StatusError, AppendString(nil, msg))
+// AppendErrorReply appends a Reply frame that carries an error: a status
+// other than StatusOK and its message.
+func AppendErrorReply(b []byte, id uint32, status byte, msg string) []byte {
+	return AppendReply(b, id, status, AppendString(nil, msg))
 }
 
 // AppendError appends a fatal Error frame.

@@ -11,9 +11,11 @@ import (
 
 func seedChanges() []byte {
 	var w wire.ChangeWriter
-	w.Add(1, wire.OpAdd, mustRoute("10.0.0.0/24 via 10.1.1.1 dev eth0"))
-	w.Add(2, wire.OpChange, mustRoute("2001:db8::/32 via fe80::1 dev eth1"))
-	w.Add(3, wire.OpDel, mustRoute("10.0.0.0/24 via 10.1.1.1 dev eth0"))
+	for i, r := range sampleRoutes() {
+		w.Add(uint64(1+2*i), wire.OpAdd, r)
+		w.Add(uint64(2+2*i), wire.OpDel, r)
+	}
+	w.AddMAC(uint64(1+2*len(sampleRoutes())), wire.OpMACAdd, mac.Addr{2, 0, 0, 0, 0, 1}, 3, "eth0")
 	return bytes.Join(w.Take(), nil)[wire.HeaderLen:]
 }
 
@@ -34,7 +36,7 @@ func FuzzChanges(f *testing.F) {
 		for _, c := range got {
 			switch c.Op {
 			case wire.OpMACAdd, wire.OpMACChange, wire.OpMACDel:
-				w.AddMAC(c.Seq, c.Op, c.MAC, c.Slot)
+				w.AddMAC(c.Seq, c.Op, c.MAC, c.Slot, c.Dev)
 				continue
 			case wire.OpFlush:
 				w.AddFlush(c.Seq)
@@ -58,8 +60,9 @@ func FuzzChanges(f *testing.F) {
 // FuzzRoutes does the same for Snapshot payloads and load chunks.
 func FuzzRoutes(f *testing.F) {
 	w := wire.RouteWriter{Typ: wire.TSnapshot}
-	w.Add(mustRoute("10.0.0.0/24 via 10.1.1.1 dev eth0"))
-	w.Add(mustRoute("::/0 via ::1 dev lo"))
+	for _, r := range sampleRoutes() {
+		w.Add(r)
+	}
 	f.Add(w.Flush()[wire.HeaderLen:])
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var d wire.Decoder
@@ -83,7 +86,7 @@ func FuzzRoutes(f *testing.F) {
 
 // FuzzHello checks the handshake decoder.
 func FuzzHello(f *testing.F) {
-	f.Add(wire.AppendHello(nil, wire.Hello{Version: 1, Name: "rtm"})[wire.HeaderLen:])
+	f.Add(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: "rtm"})[wire.HeaderLen:])
 	f.Add([]byte("RTM\x00\x01\x00\xff\xff"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		h, err := wire.DecodeHello(p)
@@ -99,7 +102,7 @@ func FuzzHello(f *testing.F) {
 // FuzzReader feeds arbitrary bytes to the frame reader and to the decoder
 // of each frame it finds, as rtmd's connection reader does.
 func FuzzReader(f *testing.F) {
-	f.Add(append(wire.AppendHello(nil, wire.Hello{Version: 1}), wire.AppendRequest(nil, 1, wire.KAdd, wire.AppendRoute(nil, mustRoute("10.0.0.0/8 via 1.1.1.1 dev e")))...))
+	f.Add(append(wire.AppendHello(nil, wire.Hello{Version: wire.Version}), wire.AppendRequest(nil, 1, wire.KAdd, wire.AppendRoute(nil, sampleRoutes()[0]))...))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 4})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := wire.NewReader(bytes.NewReader(b))
@@ -128,8 +131,30 @@ func FuzzReader(f *testing.F) {
 			case wire.TMACSeg:
 				d.MACSeg(p)
 			case wire.TSnapMACs:
-				d.MACSlots(p, func(mac.Addr, uint32) {})
+				d.MACSlots(p, func(mac.Addr, uint32, string) {})
 			}
+		}
+	})
+}
+
+// FuzzSelector checks the selector decoder: it never panics, accepts only
+// valid selectors, and what it accepts encodes back to the same bytes.
+func FuzzSelector(f *testing.F) {
+	for _, s := range sampleSelectors() {
+		f.Add(wire.AppendSelector(nil, s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var d wire.Decoder
+		d.Reset(p)
+		s := d.Selector()
+		if d.Finish() != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("decoded invalid selector %+v: %v", s, err)
+		}
+		if re := wire.AppendSelector(nil, s); !bytes.Equal(re, p) {
+			t.Fatalf("re-encoded %x, want %x", re, p)
 		}
 	})
 }

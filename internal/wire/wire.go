@@ -24,7 +24,7 @@ import (
 )
 
 // Version is the protocol version this package speaks.
-const Version = 1
+const Version = 2
 
 // Magic opens every Hello payload.
 const Magic = "RTM\x00"
@@ -39,9 +39,9 @@ const MaxPayload = 1 << 20
 // chunkPayload is where encoders of many records start a new frame.
 const chunkPayload = 64 << 10
 
-// MinRouteLen is the size of the shortest encoded route: an IPv4 prefix
-// and gateway and a one-byte name.
-const MinRouteLen = 2 + 4 + 4 + 1 + 1
+// MinRouteLen is the size of the shortest encoded route: an IPv4 prefix,
+// flags and no next hop.
+const MinRouteLen = 2 + 4 + 1 + 1
 
 // Frame types.
 const (
@@ -79,6 +79,7 @@ const (
 	KClients    = 17 // the reply is the connected clients, as JSON
 	KStatus     = 18 // the reply is rtmd's status, as JSON
 	KMACSeg     = 19 // the reply is the current MAC segment, as a MACSeg payload
+	KRouteFlush = 20 // selector: delete the routes it picks; the reply is the count and sequence
 )
 
 // DefaultMaxLoad is the most routes rtmd takes in one load by default.
@@ -89,9 +90,11 @@ const LoadFinal = 1
 
 // Reply status codes.
 const (
-	StatusOK       = 0
-	StatusError    = 1
-	StatusNotFound = 2
+	StatusOK         = 0
+	StatusError      = 1 // any other error; the body is the message
+	StatusNotFound   = 2 // no such route or entry; the body is the message
+	StatusExists     = 3 // add of a key that exists; the body is the message
+	StatusPermission = 4 // the client may not do this; the body is the message
 )
 
 // Change ops in a Changes frame.
@@ -115,9 +118,10 @@ const (
 type Change struct {
 	Seq   uint64
 	Op    byte
-	Route route.Route // Route.NextHop is zero for OpDel
+	Route route.Route // OpDel: the key only
 	MAC   mac.Addr    // the MAC ops
 	Slot  uint32      // OpMACAdd, OpMACChange: the record in the segment
+	Dev   string      // OpMACAdd, OpMACChange: the MAC's interface, or ""
 }
 
 // MACSeg names a generation of the MAC segment.
@@ -177,21 +181,6 @@ func AppendPrefix(b []byte, p netip.Prefix) []byte {
 	}
 	a16 := p.Addr().As16()
 	return append(append(b, 6, byte(p.Bits())), a16[:]...)
-}
-
-// AppendRoute appends a route: prefix, gateway address (of the prefix's
-// family, without a family byte), interface name length and bytes.
-func AppendRoute(b []byte, r route.Route) []byte {
-	b = AppendPrefix(b, r.Dst)
-	if r.Gateway.Is4() {
-		a4 := r.Gateway.As4()
-		b = append(b, a4[:]...)
-	} else {
-		a16 := r.Gateway.As16()
-		b = append(b, a16[:]...)
-	}
-	b = append(b, byte(len(r.Dev)))
-	return append(b, r.Dev...)
 }
 
 // AppendText appends a long length-prefixed (uint32) string: a JSON reply,

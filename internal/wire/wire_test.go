@@ -11,29 +11,70 @@ import (
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
-func mustRoute(s string) route.Route {
-	r, err := route.ParseLine(s)
-	if err != nil {
-		panic(err)
+// simple returns a unicast route in the main table through one next hop.
+func simple(dst, gw, dev string) route.Route {
+	var g netip.Addr
+	if gw != "" {
+		g = netip.MustParseAddr(gw)
 	}
-	return r
+	return route.Simple(netip.MustParsePrefix(dst), g, dev)
+}
+
+// sampleRoutes returns one route of each shape the encoding has.
+func sampleRoutes() []route.Route {
+	ecmp := simple("10.1.0.0/16", "10.0.0.1", "eth0")
+	ecmp.Table, ecmp.Proto, ecmp.Metric = 100, route.ProtoBGP, 20
+	ecmp.Src = netip.MustParseAddr("10.0.0.9")
+	ecmp.Hops = []route.NextHop{
+		{Gateway: netip.MustParseAddr("10.0.0.1"), Dev: "eth0", Weight: 2},
+		{Gateway: netip.MustParseAddr("fe80::1"), Dev: "eth1", Weight: 256},
+		{Dev: "eth2", Weight: 1},
+	}
+	bh := route.Route{Table: route.TableMain, Dst: netip.MustParsePrefix("192.0.2.0/24"),
+		Attrs: route.Attrs{Type: route.Blackhole, Proto: route.ProtoStatic}}
+	local := route.Route{Table: route.TableLocal, Dst: netip.MustParsePrefix("127.0.0.1/32"),
+		Attrs: route.Attrs{Type: route.Local, Proto: route.ProtoKernel, Hops: []route.NextHop{{Dev: "lo", Weight: 1}}}}
+	return []route.Route{
+		simple("10.0.0.0/24", "10.1.1.1", "eth0"),
+		simple("2001:db8::/32", "fe80::1", "eth1"),
+		simple("0.0.0.0/0", "", "wg0"),
+		ecmp, bh, local,
+	}
+}
+
+// sampleSelectors returns selectors with each field.
+func sampleSelectors() []route.Selector {
+	return []route.Selector{
+		{},
+		{Table: route.TableMain, Mode: route.Exact, Prefix: netip.MustParsePrefix("10.0.0.0/8")},
+		{Table: 100, Mode: route.Root, Prefix: netip.MustParsePrefix("2001:db8::/32"), Dev: "eth0",
+			Via: netip.MustParseAddr("fe80::1"), Proto: route.ProtoBGP, HasProto: true,
+			Type: route.Unicast, Metric: 0, HasMetric: true},
+		{Mode: route.Match, Prefix: netip.MustParsePrefix("10.1.2.3/32")},
+	}
 }
 
 // TestGolden pins the byte layout that docs/protocol.md describes.
 func TestGolden(t *testing.T) {
 	var w wire.ChangeWriter
-	w.Add(7, wire.OpAdd, mustRoute("10.0.0.0/24 via 10.1.1.1 dev eth0"))
-	w.Add(8, wire.OpDel, mustRoute("2001:db8::/32 via ::1 dev x"))
+	w.Add(7, wire.OpAdd, simple("10.0.0.0/24", "10.1.1.1", "eth0"))
+	w.Add(8, wire.OpDel, route.Route{Table: 100, Dst: netip.MustParsePrefix("2001:db8::/32")})
+	ecmp := sampleRoutes()[3]
 	tests := []struct {
 		name string
 		got  []byte
 		want string
 	}{
-		{"hello", wire.AppendHello(nil, wire.Hello{Version: 1, Name: "ab"}), "0a000000 01 52544d00 0100 0200 6162"},
-		{"changes", bytes.Join(w.Take(), nil), "2f000000 09 0700000000000000 02000000" +
-			"01 04 18 0a000000 0a010101 04 65746830" +
-			"03 06 20 20010db8000000000000000000000000"},
-		{"request del", wire.AppendRequest(nil, 5, wire.KDel, wire.AppendPrefix(nil, netip.MustParsePrefix("10.0.0.0/8"))), "0b000000 04 05000000 04 04 08 0a000000"},
+		{"hello", wire.AppendHello(nil, wire.Hello{Version: 2, Name: "ab"}), "0a000000 01 52544d00 0200 0200 6162"},
+		{"changes", bytes.Join(w.Take(), nil), "37000000 09 0700000000000000 02000000" +
+			"01 04 18 0a000000 00 01 04 0a010101 00 04 65746830" +
+			"03 64000000 06 20 20010db8000000000000000000000000"},
+		{"route", wire.AppendRoute(nil, ecmp), "04 10 0a010000 1d 64000000 ba 14000000 04 0a000009 03" +
+			"04 0a000001 01 04 65746830" +
+			"06 fe800000000000000000000000000001 ff 04 65746831" +
+			"00 00 04 65746832"},
+		{"request del", wire.AppendRequest(nil, 5, wire.KDel, wire.AppendSelector(nil, route.Selector{Table: route.TableMain, Mode: route.Exact, Prefix: netip.MustParsePrefix("10.0.0.0/8"), Dev: "e"})),
+			"13000000 04 05000000 04 fe000000 01 04 08 0a000000 01 01 65"},
 		{"synced", wire.AppendSynced(nil, 258), "08000000 08 0201000000000000"},
 		{"snapbegin", wire.AppendSnapBegin(nil, 1, wire.ReasonBacklog, 2), "11000000 06 0100000000000000 01 0200000000000000"},
 	}
@@ -52,9 +93,9 @@ func stripSpaces(s string) string { return string(bytes.ReplaceAll([]byte(s), []
 
 func TestChangesRoundTrip(t *testing.T) {
 	in := []wire.Change{
-		{Seq: 1, Op: wire.OpAdd, Route: mustRoute("10.0.0.0/8 via 10.1.1.1 dev eth0")},
-		{Seq: 2, Op: wire.OpChange, Route: mustRoute("::/0 via fe80::1 dev eth1")},
-		{Seq: 3, Op: wire.OpDel, Route: route.Route{Dst: netip.MustParsePrefix("10.0.0.0/8")}},
+		{Seq: 1, Op: wire.OpAdd, Route: simple("10.0.0.0/8", "10.1.1.1", "eth0")},
+		{Seq: 2, Op: wire.OpChange, Route: sampleRoutes()[3]},
+		{Seq: 3, Op: wire.OpDel, Route: route.Route{Table: route.TableMain, Dst: netip.MustParsePrefix("10.0.0.0/8")}},
 	}
 	var w wire.ChangeWriter
 	// Enough records to need several frames.
@@ -78,7 +119,7 @@ func TestChangesRoundTrip(t *testing.T) {
 		err = d.Changes(p, func(c wire.Change) {
 			want := in[n%3]
 			want.Seq = uint64(n + 1)
-			if c != want {
+			if c.Seq != want.Seq || c.Op != want.Op || !c.Route.Equal(&want.Route) {
 				t.Fatalf("change %d = %+v, want %+v", n, c, want)
 			}
 			n++
@@ -106,10 +147,10 @@ func TestReaderLimits(t *testing.T) {
 // TestDecoderChecksEveryDev checks that the decoder's cache of the last
 // interface name does not let an invalid one through.
 func TestDecoderChecksEveryDev(t *testing.T) {
-	good := wire.AppendRoute(nil, mustRoute("10.0.0.0/8 via 1.1.1.1 dev eth0"))
+	good := wire.AppendRoute(nil, simple("10.0.0.0/8", "1.1.1.1", "eth0"))
 	for _, bad := range [][]byte{
-		{4, 8, 10, 0, 0, 0, 1, 1, 1, 1, 0},
-		{4, 8, 10, 0, 0, 0, 1, 1, 1, 1, 2, 'a', ' '},
+		append([]byte{4, 8, 10, 0, 0, 0, 0, 1, 4, 1, 1, 1, 1, 0, 16}, "0123456789abcdef"...),
+		{4, 8, 10, 0, 0, 0, 0, 1, 4, 1, 1, 1, 1, 0, 2, 'a', ' '},
 	} {
 		p := append([]byte{2, 0, 0, 0}, good...)
 		p = append(p, bad...)

@@ -66,12 +66,15 @@ func (v Verb) IsMutation() bool {
 // Command is one parsed command.
 type Command struct {
 	Verb   Verb
-	Route  route.Route // add, change, replace; del uses Route.Dst only
-	Addr   netip.Addr  // route get; the IP of mac add, change, replace
-	MAC    mac.Addr    // the mac commands
-	File   string      // load: a path, or "-" for stdin
-	JSON   bool        // -j on show, get, monitor
-	Follow bool        // --follow on monitor
+	Route  route.Route    // add, change, replace
+	Sel    route.Selector // del, show, flush
+	Table  uint32         // get: the table to look in
+	Addr   netip.Addr     // route get; the IP of mac add, change, replace
+	MAC    mac.Addr       // the mac commands
+	Dev    string         // mac add, change, replace: the interface, or ""
+	File   string         // load: a path, or "-" for stdin
+	JSON   bool           // -j on show, get, monitor
+	Follow bool           // --follow on monitor
 }
 
 // Usage is the grammar, for help texts.
@@ -185,7 +188,8 @@ func Parse(args []string) (Command, error) {
 		if len(args) == 0 {
 			return Command{}, errors.New("route del: missing PREFIX")
 		}
-		if c.Route.Dst, err = route.ParsePrefix(args[0]); err != nil {
+		c.Sel = route.Selector{Table: route.TableMain, Mode: route.Exact}
+		if c.Sel.Prefix, err = route.ParsePrefix(args[0]); err != nil {
 			return Command{}, fmt.Errorf("route del: %w", err)
 		}
 		if err := noArgs(args[1:]); err != nil {

@@ -18,11 +18,8 @@ import (
 func AppendRouteJSON(b []byte, r route.Route) []byte {
 	b = append(b, `{"dst": "`...)
 	b = r.Dst.AppendTo(b)
-	b = append(b, `", "gateway": "`...)
-	b = r.Gateway.AppendTo(b)
-	b = append(b, `", "dev": `...)
-	b = strconv.AppendQuote(b, r.Dev)
-	return append(b, '}')
+	b = append(b, `"}`...)
+	return b
 }
 
 // AppendEventJSON appends one `rtm monitor -j` line, without the newline.
@@ -38,12 +35,7 @@ func AppendEventJSON(b []byte, seq uint64, op string, r route.Route) []byte {
 		b = append(b, `", "dst": "`...)
 		b = r.Dst.AppendTo(b)
 		b = append(b, '"')
-		if op != "del" {
-			b = append(b, `, "gateway": "`...)
-			b = r.Gateway.AppendTo(b)
-			b = append(b, `", "dev": `...)
-			b = strconv.AppendQuote(b, r.Dev)
-		}
+
 	default:
 		b = append(b, `, "op": "`...)
 		b = append(b, op...)

@@ -33,24 +33,39 @@ const (
 // ErrNoForm is returned for a route that the record cannot carry.
 var ErrNoForm = errors.New("no classic form")
 
-// Append appends the record for op on r. A DELETE carries the route's last
-// gateway and interface, as the classic server did. Only IPv4 routes whose
-// text fits the fields have a record.
+// Holds reports whether the record can carry r: a unicast IPv4 route of
+// the main table with one next hop that has an IPv4 gateway and an
+// interface. Its metric, protocol and source address are not carried.
+func Holds(r *route.Route) error {
+	switch {
+	case !r.Dst.Addr().Is4():
+		return fmt.Errorf("%w: %v is not IPv4", ErrNoForm, r.Dst)
+	case r.Table != route.TableMain:
+		return fmt.Errorf("%w: table %s is not main", ErrNoForm, route.TableName(r.Table))
+	case r.Type != route.Unicast:
+		return fmt.Errorf("%w: a %s route", ErrNoForm, r.Type)
+	case len(r.Hops) != 1:
+		return fmt.Errorf("%w: %d next hops", ErrNoForm, len(r.Hops))
+	case !r.Hops[0].Gateway.Is4() || r.Hops[0].Dev == "":
+		return fmt.Errorf("%w: next hop %q lacks an IPv4 gateway or an interface", ErrNoForm, r.Hops[0])
+	}
+	return nil
+}
+
+// Append appends the record for op on r, which the record must hold. A
+// DELETE carries the route's last gateway and interface, as the classic
+// server did.
 func Append(b []byte, op uint32, r route.Route) ([]byte, error) {
-	if !r.Dst.Addr().Is4() {
-		return b, fmt.Errorf("%w: %v is not IPv4", ErrNoForm, r.Dst)
+	if err := Holds(&r); err != nil {
+		return b, err
 	}
-	if len(r.Dev) > 31 {
-		return b, fmt.Errorf("%w: interface name %q is over 31 bytes", ErrNoForm, r.Dev)
-	}
+	h := r.Hops[0]
 	var rec [Size]byte
 	binary.LittleEndian.PutUint32(rec[0:], op)
 	copy(rec[4:20], r.Dst.Addr().String())
 	binary.LittleEndian.PutUint16(rec[20:], uint16(r.Dst.Bits()))
-	if r.Gateway.IsValid() {
-		copy(rec[22:38], r.Gateway.String())
-	}
-	copy(rec[38:70], r.Dev)
+	copy(rec[22:38], h.Gateway.String())
+	copy(rec[38:70], h.Dev)
 	return append(b, rec[:]...), nil
 }
 
@@ -77,14 +92,13 @@ func Decode(rec []byte) (Record, error) {
 	if bits > 32 {
 		return Record{}, fmt.Errorf("mask %d", bits)
 	}
-	r := Record{Op: op, Route: route.Route{Dst: netip.PrefixFrom(dst, bits)}}
-	if gw := cstring(rec[22:38]); gw != "" {
-		if r.Route.Gateway, err = netip.ParseAddr(gw); err != nil {
-			return Record{}, fmt.Errorf("gateway %q", gw)
+	var gw netip.Addr
+	if s := cstring(rec[22:38]); s != "" {
+		if gw, err = netip.ParseAddr(s); err != nil {
+			return Record{}, fmt.Errorf("gateway %q", s)
 		}
 	}
-	r.Route.Dev = cstring(rec[38:70])
-	return r, nil
+	return Record{Op: op, Route: route.Simple(netip.PrefixFrom(dst, bits), gw, cstring(rec[38:70]))}, nil
 }
 
 func cstring(b []byte) string {

@@ -404,3 +404,32 @@ func (h *attrSet) unref(id uint32) {
 		h.free = append(h.free, id)
 	}
 }
+
+// Interner numbers distinct attributes, for a batch of routes that is
+// staged before it reaches a Table. The zero value is empty.
+type Interner struct {
+	list []Attrs
+	ids  map[attrKey]uint32
+}
+
+// Intern returns the number of a's value, the same for equal values. The
+// Interner keeps a's next hops, which must not be modified.
+func (in *Interner) Intern(a *Attrs) uint32 {
+	k := keyOf(a)
+	if id, ok := in.ids[k]; ok {
+		return id
+	}
+	if in.ids == nil {
+		in.ids = make(map[attrKey]uint32)
+	}
+	id := uint32(len(in.list))
+	in.list = append(in.list, *a)
+	in.ids[k] = id
+	return id
+}
+
+// Attrs returns the attributes numbered id.
+func (in *Interner) Attrs(id uint32) *Attrs { return &in.list[id] }
+
+// Len returns the number of distinct attributes.
+func (in *Interner) Len() int { return len(in.list) }

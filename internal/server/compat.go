@@ -70,16 +70,33 @@ func (c *conn) writeCompat(st *compatState, items []item) error {
 	return nil
 }
 
+// compatForm returns the next hop of r if the classic record holds r,
+// and counts (and logs, once per client) the routes it does not.
+func (c *conn) compatForm(st *compatState, r *route.Route) (route.NextHop, bool) {
+	if err := compat.Holds(r); err != nil {
+		if st.skipped == 0 {
+			c.s.rates.warn("compat skipped", "route has no classic form; such routes are not sent to this compat client", "client", c, "route", r.String(), "err", err)
+		}
+		st.skipped++
+		return route.NextHop{}, false
+	}
+	return r.Hops[0], true
+}
+
+// compatRoute is the route a classic record carries for p through nh.
+func compatRoute(p netip.Prefix, nh route.NextHop) route.Route {
+	return route.Simple(p, nh.Gateway, nh.Dev)
+}
+
 // compatSnapshot brings the client to the view: CREATE for what it lacks,
 // UPDATE for what differs, DELETE for what is gone. For a new client that
-// is one CREATE per IPv4 route.
+// is one CREATE per route of the main table that the record holds.
 func (c *conn) compatSnapshot(st *compatState, v *route.View) error {
 	next := make(map[netip.Prefix]route.NextHop, len(st.sent))
 	for r := range v.All() {
-		if !r.Dst.Addr().Is4() {
-			break // IPv6 routes come after all IPv4 ones
+		if nh, ok := c.compatForm(st, &r); ok {
+			next[r.Dst] = nh
 		}
-		next[r.Dst] = r.NextHop
 	}
 	var gone []netip.Prefix
 	for p := range st.sent {
@@ -89,13 +106,14 @@ func (c *conn) compatSnapshot(st *compatState, v *route.View) error {
 	}
 	slices.SortFunc(gone, route.Compare)
 	for _, p := range gone {
-		if err := c.compatRecord(st, compat.Delete, route.Route{Dst: p, NextHop: st.sent[p]}); err != nil {
+		if err := c.compatRecord(st, compat.Delete, compatRoute(p, st.sent[p])); err != nil {
 			return err
 		}
 	}
 	for r := range v.All() {
-		if !r.Dst.Addr().Is4() {
-			break
+		nh, ok := next[r.Dst]
+		if !ok || r.Table != route.TableMain {
+			continue
 		}
 		old, had := st.sent[r.Dst]
 		switch {
@@ -103,7 +121,7 @@ func (c *conn) compatSnapshot(st *compatState, v *route.View) error {
 			if err := c.compatRecord(st, compat.Create, r); err != nil {
 				return err
 			}
-		case old != r.NextHop:
+		case old != nh:
 			if err := c.compatRecord(st, compat.Update, r); err != nil {
 				return err
 			}
@@ -113,7 +131,8 @@ func (c *conn) compatSnapshot(st *compatState, v *route.View) error {
 	return nil
 }
 
-// compatChanges turns a buffer of Changes frames into records.
+// compatChanges turns a buffer of Changes frames into records. A route
+// that changes to a form the record cannot hold is deleted from the client.
 func (c *conn) compatChanges(st *compatState, b []byte) error {
 	for {
 		typ, p, rest, ok := wire.NextFrame(b)
@@ -129,24 +148,29 @@ func (c *conn) compatChanges(st *compatState, b []byte) error {
 			if werr != nil {
 				return
 			}
+			r := &ch.Route
 			switch ch.Op {
 			case wire.OpAdd, wire.OpChange:
-				if !ch.Route.Dst.Addr().Is4() {
-					return
+				old, had := st.sent[r.Dst]
+				nh, ok := c.compatForm(st, r)
+				switch {
+				case ok && had:
+					st.sent[r.Dst] = nh
+					werr = c.compatRecord(st, compat.Update, *r)
+				case ok:
+					st.sent[r.Dst] = nh
+					werr = c.compatRecord(st, compat.Create, *r)
+				case had && r.Table == route.TableMain:
+					delete(st.sent, r.Dst)
+					werr = c.compatRecord(st, compat.Delete, compatRoute(r.Dst, old))
 				}
-				op := uint32(compat.Create)
-				if _, had := st.sent[ch.Route.Dst]; had {
-					op = compat.Update
-				}
-				st.sent[ch.Route.Dst] = ch.Route.NextHop
-				werr = c.compatRecord(st, op, ch.Route)
 			case wire.OpDel:
-				nh, had := st.sent[ch.Route.Dst]
-				if !had {
+				nh, had := st.sent[r.Dst]
+				if !had || r.Table != route.TableMain {
 					return
 				}
-				delete(st.sent, ch.Route.Dst)
-				werr = c.compatRecord(st, compat.Delete, route.Route{Dst: ch.Route.Dst, NextHop: nh})
+				delete(st.sent, r.Dst)
+				werr = c.compatRecord(st, compat.Delete, compatRoute(r.Dst, nh))
 			case wire.OpFlush:
 				gone := make([]netip.Prefix, 0, len(st.sent))
 				for p := range st.sent {
@@ -154,7 +178,7 @@ func (c *conn) compatChanges(st *compatState, b []byte) error {
 				}
 				slices.SortFunc(gone, route.Compare)
 				for _, p := range gone {
-					if werr = c.compatRecord(st, compat.Delete, route.Route{Dst: p, NextHop: st.sent[p]}); werr != nil {
+					if werr = c.compatRecord(st, compat.Delete, compatRoute(p, st.sent[p])); werr != nil {
 						return
 					}
 				}
@@ -172,11 +196,7 @@ func (c *conn) compatChanges(st *compatState, b []byte) error {
 func (c *conn) compatRecord(st *compatState, op uint32, r route.Route) error {
 	rec, err := compat.Append(st.rec[:0], op, r)
 	if err != nil {
-		if st.skipped == 0 {
-			c.s.rates.warn("compat skipped", "route has no classic form; such routes are skipped for this compat client", "client", c, "route", r.String(), "err", err)
-		}
-		st.skipped++
-		return nil
+		return err // compatForm checked it
 	}
 	st.rec = rec
 	if _, err := c.nc.Write(rec); err != nil {

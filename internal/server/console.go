@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"strings"
 
@@ -118,18 +117,15 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 		}
 		return nil
 	case command.RouteAdd:
-		res = s.Exec(ctx, wire.KAdd, cmd.Route, netip.Addr{})
+		res = s.do(ctx, evRequest{kind: wire.KAdd, route: cmd.Route})
 	case command.RouteChange:
-		res = s.Exec(ctx, wire.KChange, cmd.Route, netip.Addr{})
+		res = s.do(ctx, evRequest{kind: wire.KChange, route: cmd.Route})
 	case command.RouteReplace:
-		res = s.Exec(ctx, wire.KReplace, cmd.Route, netip.Addr{})
+		res = s.do(ctx, evRequest{kind: wire.KReplace, route: cmd.Route})
 	case command.RouteDel:
-		res = s.Exec(ctx, wire.KDel, cmd.Route, netip.Addr{})
+		res = s.do(ctx, evRequest{kind: wire.KDel, sel: cmd.Sel})
 	case command.RouteGet:
-		res = s.Exec(ctx, wire.KGet, route.Route{}, cmd.Addr)
-		if res.Err == nil && res.NotFound {
-			return fmt.Errorf("no route to %v", cmd.Addr)
-		}
+		res = s.do(ctx, evRequest{kind: wire.KGet, table: cmd.Table, addr: cmd.Addr})
 		if res.Err == nil {
 			fmt.Fprintln(w, res.Route)
 		}
@@ -142,17 +138,17 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 			fmt.Fprintf(w, "%d routes changed\n", res.Changes)
 		}
 	case command.MACAdd:
-		res = s.execMAC(ctx, wire.KMACAdd, cmd)
+		res = s.do(ctx, evRequest{kind: wire.KMACAdd, mac: cmd.MAC, ip: cmd.Addr, dev: cmd.Dev})
 	case command.MACChange:
-		res = s.execMAC(ctx, wire.KMACChange, cmd)
+		res = s.do(ctx, evRequest{kind: wire.KMACChange, mac: cmd.MAC, ip: cmd.Addr, dev: cmd.Dev})
 	case command.MACReplace:
-		res = s.execMAC(ctx, wire.KMACReplace, cmd)
+		res = s.do(ctx, evRequest{kind: wire.KMACReplace, mac: cmd.MAC, ip: cmd.Addr, dev: cmd.Dev})
 	case command.MACDel:
-		res = s.execMAC(ctx, wire.KMACDel, cmd)
+		res = s.do(ctx, evRequest{kind: wire.KMACDel, mac: cmd.MAC})
 	case command.Flush:
-		res = s.Exec(ctx, wire.KFlush, route.Route{}, netip.Addr{})
+		res = s.do(ctx, evRequest{kind: wire.KFlush})
 	case command.Status:
-		res = s.Exec(ctx, wire.KStatus, route.Route{}, netip.Addr{})
+		res = s.do(ctx, evRequest{kind: wire.KStatus})
 		var st wire.Status
 		if res.Err == nil {
 			if err := json.Unmarshal([]byte(res.Text), &st); err != nil {
@@ -161,7 +157,7 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 			command.PrintStatus(w, st, cmd.JSON)
 		}
 	case command.Clients:
-		res = s.Exec(ctx, wire.KClients, route.Route{}, netip.Addr{})
+		res = s.do(ctx, evRequest{kind: wire.KClients})
 		if res.Err == nil {
 			fmt.Fprintln(w, res.Text)
 		}
@@ -249,14 +245,3 @@ func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
 	return <-ch, nil
 }
 
-// execMAC runs a MAC mutation for the console.
-func (s *Server) execMAC(ctx context.Context, kind byte, cmd command.Command) Result {
-	ch := make(chan Result, 1)
-	ev := evRequest{kind: kind, mac: cmd.MAC, ip: cmd.Addr, done: func(r Result) { ch <- r }}
-	select {
-	case s.events <- ev:
-	case <-ctx.Done():
-		return Result{Err: ctx.Err()}
-	}
-	return <-ch
-}

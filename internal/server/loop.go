@@ -5,7 +5,9 @@ package server
 // the turn's changes to every subscriber and the turn's replies.
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -31,12 +33,15 @@ type (
 		c      *conn // nil from the console
 		id     uint32
 		kind   byte
-		route  route.Route
-		addr   netip.Addr
+		route  route.Route    // add, change, replace
+		sel    route.Selector // del, route flush
+		table  uint32         // get: the table to look in; 0 for main
+		addr   netip.Addr     // get
 		load   *loadBatch   // load: checked and staged by the reader
 		staged int64        // bytes of Server.staged that load or macs hold; the loop releases them
 		mac    mac.Addr     // the MAC requests
 		ip     netip.Addr   // MAC add, change, replace
+		dev    string       // MAC add, change, replace: the interface, or ""
 		pid    int32        // register
 		line   int          // queue: the line of the message
 		macs   []macValue   // MAC load
@@ -50,12 +55,12 @@ type (
 
 // Result is the outcome of a request from the console.
 type Result struct {
-	Err      error
-	NotFound bool
-	Route    route.Route
-	Changes  int    // routes changed by a load
-	Text     string // the clients, as JSON
-	MACSeg   wire.MACSeg
+	Err     error
+	Seq     uint64 // the sequence number after the request
+	Route   route.Route
+	Changes int    // routes or entries changed by a load or a flush
+	Text    string // the clients, as JSON
+	MACSeg  wire.MACSeg
 }
 
 func (s *Server) loop(ctx context.Context) {
@@ -177,7 +182,9 @@ func (s *Server) apply(r evRequest, res *Result) {
 	case wire.KAdd, wire.KChange, wire.KReplace:
 		res.Err = s.set(r.kind, r.route)
 	case wire.KDel:
-		res.Err = s.del(r.route.Dst)
+		res.Err = s.del(r.sel)
+	case wire.KRouteFlush:
+		res.Changes = s.flushRoutes(r.sel)
 	case wire.KLoad:
 		start := time.Now()
 		res.Changes = s.load(r.load)
@@ -188,7 +195,7 @@ func (s *Server) apply(r evRequest, res *Result) {
 			s.freeMemorySoon()
 		}
 	case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
-		res.Err = s.setMAC(r.kind, r.mac, r.ip)
+		res.Err = s.setMAC(r.kind, macValue{r.mac, r.ip, r.dev})
 	case wire.KMACDel:
 		had, err := s.macs.del(r.mac)
 		if err != nil {
@@ -196,11 +203,11 @@ func (s *Server) apply(r evRequest, res *Result) {
 			break
 		}
 		if !had {
-			res.Err = fmt.Errorf("no entry for mac %v", r.mac)
+			res.Err = errNotFound("no entry for mac %v", r.mac)
 			break
 		}
 		s.seq++
-		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0)
+		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0, "")
 	case wire.KMACLoad:
 		// Room for every new key first, so that a failure to grow leaves
 		// the table as it was.
@@ -209,7 +216,7 @@ func (s *Server) apply(r evRequest, res *Result) {
 			break
 		}
 		for _, kv := range r.macs {
-			if res.Err = s.setMAC(wire.KMACReplace, kv.mac, kv.ip); res.Err != nil {
+			if res.Err = s.setMAC(wire.KMACReplace, kv); res.Err != nil {
 				break // only a segment that failed, and no new one
 			}
 			res.Changes++
@@ -220,8 +227,11 @@ func (s *Server) apply(r evRequest, res *Result) {
 		}
 		res.MACSeg = s.macs.segInfo()
 	case wire.KGet:
-		res.Route, res.NotFound = s.table.Lookup(r.addr)
-		res.NotFound = !res.NotFound
+		n := cmp.Or(r.table, route.TableMain)
+		var ok bool
+		if res.Route, ok = s.table.Lookup(n, r.addr); !ok {
+			res.Err = errNotFound("no route to %v in table %s", r.addr, route.TableName(n))
+		}
 	case wire.KSubscribe:
 		if r.c == nil || r.c.subscribed {
 			res.Err = errors.New("already subscribed")
@@ -234,6 +244,7 @@ func (s *Server) apply(r evRequest, res *Result) {
 }
 
 func (s *Server) reply(r evRequest, res Result) {
+	res.Seq = s.seq
 	if r.done != nil {
 		r.done(res)
 		return
@@ -241,17 +252,18 @@ func (s *Server) reply(r evRequest, res Result) {
 	var b []byte
 	switch {
 	case res.Err != nil:
-		b = wire.AppendErrorReply(nil, r.id, res.Err.Error())
-	case r.kind == wire.KGet && res.NotFound:
-		b = wire.AppendReply(nil, r.id, wire.StatusNotFound, nil)
+		b = wire.AppendErrorReply(nil, r.id, statusOf(res.Err), res.Err.Error())
 	case r.kind == wire.KGet:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendRoute(nil, res.Route))
 	case r.kind == wire.KClients || r.kind == wire.KStatus:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendText(nil, res.Text))
-	case r.kind == wire.KLoad || r.kind == wire.KMACLoad:
-		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendString(nil, fmt.Sprint(res.Changes)))
+	case r.kind == wire.KLoad || r.kind == wire.KMACLoad || r.kind == wire.KRouteFlush:
+		body := binary.LittleEndian.AppendUint64(nil, uint64(res.Changes))
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, binary.LittleEndian.AppendUint64(body, res.Seq))
 	case r.kind == wire.KMACSeg:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendMACSegBody(nil, res.MACSeg))
+	case isMutation(r.kind):
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, binary.LittleEndian.AppendUint64(nil, res.Seq))
 	default:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
 	}
@@ -260,16 +272,16 @@ func (s *Server) reply(r evRequest, res Result) {
 }
 
 func (s *Server) set(kind byte, r route.Route) error {
-	old, had := s.table.Get(r.Dst)
+	old, had := s.table.Get(r.Key())
 	switch {
 	case kind == wire.KAdd && had:
-		return fmt.Errorf("route %v exists (via %v dev %s)", r.Dst, old.Gateway, old.Dev)
+		return errExists("route %s exists (%s)", keyText(r.Key()), route.Route{Table: r.Table, Dst: r.Dst, Attrs: old})
 	case kind == wire.KChange && !had:
-		return fmt.Errorf("no route for %v", r.Dst)
-	case had && old == r.NextHop:
+		return errNotFound("no route %s", keyText(r.Key()))
+	case had && old.Equal(&r.Attrs):
 		return nil // nothing changes, so no sequence number is used
 	}
-	s.table.Set(r.Dst, r.NextHop)
+	s.table.Set(&r)
 	op := byte(wire.OpAdd)
 	if had {
 		op = wire.OpChange
@@ -279,27 +291,56 @@ func (s *Server) set(kind byte, r route.Route) error {
 	return nil
 }
 
-func (s *Server) del(p netip.Prefix) error {
-	if _, had := s.table.Delete(p); !had {
-		return fmt.Errorf("no route for %v", p)
+// keyText names a route's key in messages: "10.0.0.0/8 table main".
+func keyText(k route.Key) string {
+	return k.Dst.String() + " table " + route.TableName(k.Table)
+}
+
+// del deletes the route with the selector's table and exact prefix, if it
+// also has what else the selector names (as `ip route del` does).
+func (s *Server) del(sel route.Selector) error {
+	if sel.Mode != route.Exact || sel.Table == 0 {
+		return fmt.Errorf("route del needs a table and an exact prefix")
 	}
+	k := route.Key{Table: sel.Table, Dst: sel.Prefix}
+	a, had := s.table.Get(k)
+	if r := (route.Route{Table: k.Table, Dst: k.Dst, Attrs: a}); !had || !sel.Select(&r) {
+		return errNotFound("no route %s matches", keyText(k))
+	}
+	s.table.Delete(k)
 	s.seq++
-	s.changes.Add(s.seq, wire.OpDel, route.Route{Dst: p})
+	s.changes.Add(s.seq, wire.OpDel, route.Route{Table: k.Table, Dst: k.Dst})
 	return nil
+}
+
+// flushRoutes deletes every route the selector picks and reports how many.
+func (s *Server) flushRoutes(sel route.Selector) int {
+	var keys []route.Key
+	for r := range s.table.All() {
+		if sel.Select(&r) {
+			keys = append(keys, r.Key())
+		}
+	}
+	for _, k := range keys {
+		s.table.Delete(k)
+		s.seq++
+		s.changes.Add(s.seq, wire.OpDel, route.Route{Table: k.Table, Dst: k.Dst})
+	}
+	return len(keys)
 }
 
 // setMAC applies a MAC add, change or replace: the record first, then the
 // change that names it (and, if the segment grew, the new segment before
 // that).
-func (s *Server) setMAC(kind byte, m mac.Addr, ip netip.Addr) error {
-	e, had := s.macs.entries[m]
+func (s *Server) setMAC(kind byte, v macValue) error {
+	e, had := s.macs.entries[v.mac]
 	switch {
 	case kind == wire.KMACAdd && had:
-		return fmt.Errorf("mac %v exists (ip %v)", m, e.ip)
+		return errExists("mac %v exists (ip %v)", v.mac, e.ip)
 	case kind == wire.KMACChange && !had:
-		return fmt.Errorf("no entry for mac %v", m)
+		return errNotFound("no entry for mac %v", v.mac)
 	}
-	e, had, changed, err := s.macs.set(m, ip)
+	e, had, changed, err := s.macs.set(v.mac, v.ip, v.dev)
 	if err != nil {
 		s.log.Error("MAC table", "err", err)
 		return err
@@ -312,7 +353,7 @@ func (s *Server) setMAC(kind byte, m mac.Addr, ip netip.Addr) error {
 		op = wire.OpMACChange
 	}
 	s.seq++
-	s.changes.AddMAC(s.seq, op, m, e.slot)
+	s.changes.AddMAC(s.seq, op, v.mac, e.slot, v.dev)
 	return nil
 }
 
@@ -356,10 +397,10 @@ func (s *Server) publish() {
 	}
 }
 
-// Exec runs a request for the console and waits for its result.
-func (s *Server) Exec(ctx context.Context, kind byte, r route.Route, addr netip.Addr) Result {
+// do runs a request for the console and waits for its result.
+func (s *Server) do(ctx context.Context, ev evRequest) Result {
 	ch := make(chan Result, 1)
-	ev := evRequest{kind: kind, route: r, addr: addr, done: func(res Result) { ch <- res }}
+	ev.done = func(res Result) { ch <- res }
 	select {
 	case s.events <- ev:
 	case <-ctx.Done():

@@ -41,6 +41,7 @@ type macTable struct {
 type macEntry struct {
 	slot uint32
 	ip   netip.Addr
+	dev  string // the interface, or ""; kept here and in the stream, not in the segment
 }
 
 // newMACTable creates the first generation of the segment base; gid, if not
@@ -100,9 +101,9 @@ func (t *macTable) reserveFor(vals []macValue) error {
 
 // set writes m's value and reports whether m existed and whether anything
 // changed. On error nothing changed.
-func (t *macTable) set(m mac.Addr, ip netip.Addr) (e macEntry, had, changed bool, err error) {
+func (t *macTable) set(m mac.Addr, ip netip.Addr, dev string) (e macEntry, had, changed bool, err error) {
 	old, had := t.entries[m]
-	if had && old.ip == ip {
+	if had && old.ip == ip && old.dev == dev {
 		return old, true, false, nil
 	}
 	e = old
@@ -118,7 +119,7 @@ func (t *macTable) set(m mac.Addr, ip netip.Addr) (e macEntry, had, changed bool
 			t.next++
 		}
 	}
-	e.ip = ip
+	e.ip, e.dev = ip, dev
 	t.entries[m] = e
 	if err := t.seg.Set(int(e.slot), m, ip); err != nil {
 		// A new generation is written from t.entries, which has the
@@ -281,12 +282,13 @@ type macView struct {
 type macSlot struct {
 	mac  mac.Addr
 	slot uint32
+	dev  string
 }
 
 func (t *macTable) freeze() *macView {
 	v := &macView{seg: t.segInfo(), slots: make([]macSlot, 0, len(t.entries))}
 	for m, e := range t.entries {
-		v.slots = append(v.slots, macSlot{m, e.slot})
+		v.slots = append(v.slots, macSlot{m, e.slot, e.dev})
 	}
 	slices.SortFunc(v.slots, func(a, b macSlot) int { return mac.Compare(a.mac, b.mac) })
 	return v
@@ -297,10 +299,11 @@ func (t *macTable) sorted() []macSlot {
 	return t.freeze().slots
 }
 
-// macValue is a MAC and its IP.
+// macValue is a MAC, its IP and its interface ("" for none).
 type macValue struct {
 	mac mac.Addr
 	ip  netip.Addr
+	dev string
 }
 
 // values returns the table in `mac show` order, each IP read back from the
@@ -310,7 +313,7 @@ func (t *macTable) values() []macValue {
 	out := make([]macValue, 0, len(slots))
 	for _, s := range slots {
 		if m, ip, ok := t.seg.Read(int(s.slot)); ok && m == s.mac {
-			out = append(out, macValue{m, ip})
+			out = append(out, macValue{m, ip, s.dev})
 		}
 	}
 	return out

@@ -54,7 +54,7 @@ func testIP(i, n int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(n), b
 func macLoad(s *Server, first, n, v int) Result {
 	var vals []macValue
 	for i := first; i < first+n; i++ {
-		vals = append(vals, macValue{testMAC(i), testIP(i, v)})
+		vals = append(vals, macValue{testMAC(i), testIP(i, v), ""})
 	}
 	var res Result
 	s.apply(evRequest{kind: wire.KMACLoad, macs: vals}, &res)
@@ -122,7 +122,7 @@ func TestMACSegmentTruncated(t *testing.T) {
 	truncate()
 	before, old := state(s), s.macs.seg.Name
 	*failCreate = true
-	if err := s.setMAC(wire.KMACReplace, testMAC(3), testIP(3, 9)); !errors.Is(err, shm.ErrTruncated) || !strings.Contains(err.Error(), "injected failure") {
+	if err := s.setMAC(wire.KMACReplace, macValue{testMAC(3), testIP(3, 9), ""}); !errors.Is(err, shm.ErrTruncated) || !strings.Contains(err.Error(), "injected failure") {
 		t.Errorf("set on a truncated segment, no new one = %v; want ErrTruncated and the creation's error", err)
 	}
 	if _, err := s.macs.del(testMAC(4)); err == nil || len(s.macs.entries) != 10 {
@@ -132,7 +132,7 @@ func TestMACSegmentTruncated(t *testing.T) {
 		t.Errorf("failed writes changed the table:\nbefore %s\nafter  %s", before, after)
 	}
 	*failCreate = false
-	if err := s.setMAC(wire.KMACReplace, testMAC(3), testIP(3, 9)); err != nil {
+	if err := s.setMAC(wire.KMACReplace, macValue{testMAC(3), testIP(3, 9), ""}); err != nil {
 		t.Fatalf("set on a truncated segment: %v", err)
 	}
 	if s.macs.seg.Name == old || s.macs.seg.Gen != 2 {

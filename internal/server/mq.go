@@ -163,7 +163,7 @@ func parseQueueLine(line string) (evRequest, error) {
 	if err != nil {
 		return evRequest{}, err
 	}
-	r := evRequest{route: cmd.Route, mac: cmd.MAC, ip: cmd.Addr}
+	r := evRequest{route: cmd.Route, sel: cmd.Sel, mac: cmd.MAC, ip: cmd.Addr, dev: cmd.Dev}
 	switch cmd.Verb {
 	case command.RouteAdd:
 		r.kind = wire.KAdd

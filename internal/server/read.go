@@ -88,9 +88,10 @@ func (c *conn) read() {
 		switch ev.kind {
 		case wire.KAdd, wire.KChange, wire.KReplace:
 			ev.route = d.Route()
-		case wire.KDel:
-			ev.route.Dst = d.Prefix("dst")
+		case wire.KDel, wire.KRouteFlush:
+			ev.sel = d.Selector()
 		case wire.KGet:
+			ev.table = d.U32("table")
 			ev.addr = d.Addr("address")
 		case wire.KSubscribe, wire.KFlush, wire.KClients, wire.KStatus, wire.KMACSeg:
 		case wire.KRegister:
@@ -111,7 +112,7 @@ func (c *conn) read() {
 			c.gone(errors.New("goodbye"))
 			return
 		case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
-			ev.mac, ev.ip = d.MACValue()
+			ev.mac, ev.ip, ev.dev = d.MACValue()
 		case wire.KMACDel:
 			ev.mac = d.MAC("mac")
 		case wire.KLoad, wire.KMACLoad:
@@ -159,11 +160,11 @@ func (c *conn) submit(ev evRequest) bool {
 func (c *conn) permitted(kind byte) error {
 	switch {
 	case c.input == inTCP && (isMutation(kind) || kind == wire.KRegister):
-		return errors.New("permission denied: over TCP rtmd only serves subscriptions and queries")
+		return errPermission("over TCP rtmd only serves subscriptions and queries")
 	case c.input == inTCP && kind == wire.KClients:
-		return errors.New("permission denied: the client list is not served over TCP")
+		return errPermission("the client list is not served over TCP")
 	case !c.mayChange && isMutation(kind):
-		return fmt.Errorf("permission denied: uid %d may not change the tables (root, uid %d%s may)", c.cred.Uid, os.Getuid(), c.s.groupText())
+		return errPermission("uid %d may not change the tables (root, uid %d%s may)", c.cred.Uid, os.Getuid(), c.s.groupText())
 	}
 	return nil
 }

@@ -155,6 +155,7 @@ func (c *conn) writeSnapshot(rw *wire.RouteWriter, it item) error {
 		for _, ms := range it.macs.slots[:n] {
 			b = append(b, ms.mac[:]...)
 			b = binary.LittleEndian.AppendUint32(b, ms.slot)
+			b = wire.AppendDev(b, ms.dev)
 		}
 		b = wire.EndFrame(b, off)
 		if err := c.writeAll(b); err != nil {

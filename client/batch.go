@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/wire"
@@ -25,16 +24,22 @@ type Batch struct {
 
 // Add validates r and appends it.
 func (b *Batch) Add(r Route) error {
-	if err := r.Validate(); err != nil {
+	ir, err := r.internal()
+	if err != nil {
 		return err
 	}
+	b.add(&ir)
+	return nil
+}
+
+// add appends a route that is valid.
+func (b *Batch) add(r *route.Route) {
 	if len(b.offs) > 0 && route.Compare(b.last, r.Dst) > 0 {
 		b.unsorted = true
 	}
 	b.last = r.Dst
 	b.offs = append(b.offs, uint32(len(b.buf)))
-	b.buf = wire.AppendRoute(b.buf, r)
-	return nil
+	b.buf = wire.AppendRoute(b.buf, *r)
 }
 
 // Grow makes room for about n more routes of about size bytes in all.
@@ -123,9 +128,9 @@ func (b *Batch) Sort() {
 
 // LoadBatch replaces the routes of b as one batch: rtmd applies all of them,
 // in order, or, if one is bad, none. It returns how many routes changed.
-func (c *Conn) LoadBatch(ctx context.Context, b *Batch) (int, error) {
+func (c *Conn) LoadBatch(ctx context.Context, b *Batch) (changed int, seq uint64, err error) {
 	if len(b.offs) > wire.DefaultMaxLoad {
-		return 0, fmt.Errorf("load: %d routes, more than the %d of one batch", len(b.offs), wire.DefaultMaxLoad)
+		return 0, 0, fmt.Errorf("load: %d routes, more than the %d of one batch", len(b.offs), wire.DefaultMaxLoad)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -156,20 +161,18 @@ func (c *Conn) LoadBatch(ctx context.Context, b *Batch) (int, error) {
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return loadReply(body)
+	return countReply(body)
 }
 
-// loadReply decodes the reply to a load's last chunk: how many changed.
-func loadReply(body []byte) (int, error) {
-	var d wire.Decoder
-	d.Reset(body)
-	n, err := strconv.Atoi(d.String("count"))
-	if err != nil || d.Finish() != nil {
-		return 0, fmt.Errorf("bad load reply %q", body)
+// countReply decodes the reply to a load's last chunk or to a flush: how
+// many changed, and the sequence number after them.
+func countReply(body []byte) (int, uint64, error) {
+	if len(body) != 16 {
+		return 0, 0, fmt.Errorf("protocol error: reply of %d bytes, want a count and a sequence number", len(body))
 	}
-	return n, nil
+	return int(binary.LittleEndian.Uint64(body)), binary.LittleEndian.Uint64(body[8:]), nil
 }
 
 // radixSort sorts keys by their top 40 bits, stably, and returns the sorted

@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -10,10 +11,10 @@ import (
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
-// routes decodes the batch back into Route values.
-func (b *Batch) routes(t *testing.T) []Route {
+// routes decodes the batch back into routes.
+func (b *Batch) routes(t *testing.T) []route.Route {
 	var d wire.Decoder
-	var out []Route
+	var out []route.Route
 	d.Reset(b.buf)
 	for range b.offs {
 		out = append(out, d.Route())
@@ -28,32 +29,33 @@ func (b *Batch) routes(t *testing.T) []Route {
 // duplicates whose order must survive, across Append.
 func TestBatchSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	var all []Route
+	var all []route.Route
 	var b, b2 Batch
 	for i := range 5000 {
-		line := fmt.Sprintf("10.%d.0.0/%d via 192.0.2.%d dev e%d", rng.IntN(8), 8+rng.IntN(9), i%250+1, i)
+		dst := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(rng.IntN(8))}), 8+rng.IntN(9)).Masked()
+		gw := netip.AddrFrom4([4]byte{192, 0, 2, byte(i%250 + 1)})
 		if rng.IntN(4) == 0 {
-			line = fmt.Sprintf("2001:db8:%x::/%d via ::%d dev e%d", rng.IntN(8), 32+rng.IntN(17), i%250+1, i)
+			dst = netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(rng.IntN(8))}), 32+rng.IntN(17)).Masked()
+			gw = netip.AddrFrom16([16]byte{15: byte(i%250 + 1)})
 		}
-		r, err := route.ParseLine(line)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := route.Simple(dst, gw, fmt.Sprintf("e%d", i))
+		r.Table = uint32(route.TableMain + rng.IntN(2))
 		all = append(all, r)
 		if i < 2500 {
-			b.Add(r)
+			b.add(&r)
 		} else {
-			b2.Add(r)
+			b2.add(&r)
 		}
 	}
+	equal := func(a, b route.Route) bool { return a.Equal(&b) }
 	b.Append(&b2)
-	if got := b.routes(t); !slices.Equal(got, all) {
+	if got := b.routes(t); !slices.EqualFunc(got, all, equal) {
 		t.Fatal("Append changed the routes")
 	}
 	want := slices.Clone(all)
-	slices.SortStableFunc(want, func(a, b Route) int { return route.Compare(a.Dst, b.Dst) })
+	slices.SortStableFunc(want, func(a, b route.Route) int { return route.Compare(a.Dst, b.Dst) })
 	b.Sort()
-	if got := b.routes(t); !slices.Equal(got, want) {
+	if got := b.routes(t); !slices.EqualFunc(got, want, equal) {
 		t.Error("Sort differs from a stable sort by prefix")
 	}
 	if b.Len() != len(all) || b.unsorted {

@@ -37,7 +37,7 @@ func benchmarkLookupMAC(b *testing.B, batch int) {
 	for i := range entries {
 		entries[i] = client.MACEntry{MAC: client.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, IP: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})}
 	}
-	if _, err := c.LoadMACs(ctx, entries); err != nil {
+	if _, _, err := c.LoadMACs(ctx, entries); err != nil {
 		b.Fatal(err)
 	}
 	m := &client.Mirror{Address: socket}
@@ -55,7 +55,7 @@ func benchmarkLookupMAC(b *testing.B, batch int) {
 				e := &entries[i%n]
 				e.IP = netip.AddrFrom4([4]byte{10, byte(k), byte(i >> 8), byte(i)})
 			}
-			if _, err := c.LoadMACs(ctx, entries[:1000]); err == nil {
+			if _, _, err := c.LoadMACs(ctx, entries[:1000]); err == nil {
 				changes.Add(1000)
 			}
 			select {

@@ -18,12 +18,6 @@ import (
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
-// Route is a route: a destination prefix and its next hop.
-type Route = route.Route
-
-// NextHop is a gateway and an outgoing interface.
-type NextHop = route.NextHop
-
 // MAC is a MAC address, the key of the MAC table.
 type MAC = mac.Addr
 
@@ -31,15 +25,27 @@ type MAC = mac.Addr
 func ParseMAC(s string) (MAC, error) { return mac.Parse(s) }
 
 // ServerError is an error that rtmd returned for a request, or sent before
-// closing the connection.
+// closing the connection. errors.Is matches it against ErrExists,
+// ErrNotFound and ErrPermission by its status.
 type ServerError struct {
-	Msg string
+	Msg    string
+	Status byte // the reply's status code (docs/protocol.md)
 }
 
 func (e *ServerError) Error() string { return "rtmd: " + e.Msg }
 
-// ErrNotFound is returned by Get when no route matches.
-var ErrNotFound = errors.New("no matching route")
+// Is reports whether e is ErrExists, ErrNotFound or ErrPermission.
+func (e *ServerError) Is(target error) bool {
+	switch target {
+	case ErrExists:
+		return e.Status == wire.StatusExists
+	case ErrNotFound:
+		return e.Status == wire.StatusNotFound
+	case ErrPermission:
+		return e.Status == wire.StatusPermission
+	}
+	return false
+}
 
 // Dialer connects to rtmd. The zero value is ready to use.
 //
@@ -116,7 +122,7 @@ func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, erro
 			// rtmd may have refused the connection, saying why, and
 			// closed it before the hello arrived.
 			if typ, p, rerr := c.r.ReadFrame(); rerr == nil && typ == wire.TError {
-				return serverError(p)
+				return serverError(wire.StatusError, p)
 			}
 			return err
 		}
@@ -139,7 +145,7 @@ func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, erro
 			}
 			return nil
 		case wire.TError:
-			return serverError(p)
+			return serverError(wire.StatusError, p)
 		}
 		return fmt.Errorf("protocol error: frame type %d before welcome", typ)
 	})
@@ -175,9 +181,9 @@ func (c *Conn) Close() error {
 }
 
 // Flush empties both of rtmd's tables; registered clients get SIGUSR1.
-func (c *Conn) Flush(ctx context.Context) error {
-	_, _, err := c.simple(ctx, wire.KFlush, func(b []byte) []byte { return b })
-	return err
+func (c *Conn) Flush(ctx context.Context) (seq uint64, err error) {
+	_, body, err := c.simple(ctx, wire.KFlush, func(b []byte) []byte { return b })
+	return seqReply(body, err)
 }
 
 // Status is rtmd's status.
@@ -241,14 +247,14 @@ func (c *Conn) withContext(ctx context.Context, f func() error) error {
 	return err
 }
 
-func serverError(p []byte) error {
+func serverError(status byte, p []byte) error {
 	var d wire.Decoder
 	d.Reset(p)
 	msg := d.String("message")
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("bad error frame: %w", err)
 	}
-	return &ServerError{Msg: msg}
+	return &ServerError{Msg: msg, Status: status}
 }
 
 // roundTrip sends the frames in c.buf (the last of which is request id) and
@@ -274,14 +280,14 @@ func (c *Conn) roundTrip(ctx context.Context, id uint32, send func() error) (sta
 				status, body = p[4], p[5:]
 				return nil
 			case wire.TError:
-				return serverError(p)
+				return serverError(wire.StatusError, p)
 			default:
 				return fmt.Errorf("protocol error: frame type %d on a request connection", typ)
 			}
 		}
 	})
-	if err == nil && status == wire.StatusError {
-		err = serverError(body)
+	if err == nil && status != wire.StatusOK {
+		err = serverError(status, body)
 	}
 	return status, body, err
 }
@@ -299,45 +305,97 @@ func (c *Conn) simple(ctx context.Context, kind byte, body func([]byte) []byte) 
 	})
 }
 
-func (c *Conn) mutate(ctx context.Context, kind byte, r Route) error {
-	if err := r.Validate(); err != nil {
-		return err
+// seqReply decodes the reply to a change: the sequence number rtmd was at
+// after it.
+func seqReply(body []byte, err error) (uint64, error) {
+	if err != nil {
+		return 0, err
 	}
-	_, _, err := c.simple(ctx, kind, func(b []byte) []byte { return wire.AppendRoute(b, r) })
-	return err
+	if len(body) != 8 {
+		return 0, fmt.Errorf("protocol error: reply of %d bytes, want a sequence number", len(body))
+	}
+	return binary.LittleEndian.Uint64(body), nil
 }
 
-// Add adds a route; it fails if the prefix has one.
-func (c *Conn) Add(ctx context.Context, r Route) error { return c.mutate(ctx, wire.KAdd, r) }
+func (c *Conn) mutate(ctx context.Context, kind byte, r Route) (uint64, error) {
+	ir, err := r.internal()
+	if err != nil {
+		return 0, err
+	}
+	_, body, err := c.simple(ctx, kind, func(b []byte) []byte { return wire.AppendRoute(b, ir) })
+	return seqReply(body, err)
+}
 
-// Change changes a route; it fails if the prefix has none.
-func (c *Conn) Change(ctx context.Context, r Route) error { return c.mutate(ctx, wire.KChange, r) }
+// Add adds a route; it fails with ErrExists if its table has a route for
+// its prefix. Like every change, it returns the sequence number at which
+// rtmd applied it (Mirror.WaitSeq waits for a mirror to reach it).
+func (c *Conn) Add(ctx context.Context, r Route) (seq uint64, err error) {
+	return c.mutate(ctx, wire.KAdd, r)
+}
+
+// Change changes a route; it fails with ErrNotFound if its table has no
+// route for its prefix.
+func (c *Conn) Change(ctx context.Context, r Route) (seq uint64, err error) {
+	return c.mutate(ctx, wire.KChange, r)
+}
 
 // Replace adds or changes a route.
-func (c *Conn) Replace(ctx context.Context, r Route) error { return c.mutate(ctx, wire.KReplace, r) }
-
-// Delete deletes the route for exactly p; it fails if there is none.
-func (c *Conn) Delete(ctx context.Context, p netip.Prefix) error {
-	if p != p.Masked() || !p.IsValid() {
-		return &route.FieldError{Field: "dst", Value: p.String(), Msg: "not a normalised prefix"}
-	}
-	_, _, err := c.simple(ctx, wire.KDel, func(b []byte) []byte { return wire.AppendPrefix(b, p) })
-	return err
+func (c *Conn) Replace(ctx context.Context, r Route) (seq uint64, err error) {
+	return c.mutate(ctx, wire.KReplace, r)
 }
 
-// Get returns the route with the longest prefix containing a, or
-// ErrNotFound.
-func (c *Conn) Get(ctx context.Context, a netip.Addr) (Route, error) {
+// Delete deletes the route for exactly dst in table (0 means main); it
+// fails with ErrNotFound if there is none.
+func (c *Conn) Delete(ctx context.Context, table uint32, dst netip.Prefix) (seq uint64, err error) {
+	return c.DeleteMatching(ctx, Selector{Table: table, Mode: Exact, Prefix: dst})
+}
+
+// DeleteMatching deletes the route for exactly s.Prefix in s.Table (0
+// means main) if it has what else s names, as `ip route del PREFIX via G`
+// does; it fails with ErrNotFound if there is no such route.
+func (c *Conn) DeleteMatching(ctx context.Context, s Selector) (seq uint64, err error) {
+	if s.Mode != Exact {
+		return 0, errors.New("delete: want an exact prefix")
+	}
+	if s.Table == 0 {
+		s.Table = TableMain
+	}
+	is, err := s.internal()
+	if err != nil {
+		return 0, err
+	}
+	_, body, err := c.simple(ctx, wire.KDel, func(b []byte) []byte { return wire.AppendSelector(b, is) })
+	return seqReply(body, err)
+}
+
+// FlushRoutes deletes every route s picks (s.Table 0 means every table)
+// and returns how many it deleted. MAC entries stay.
+func (c *Conn) FlushRoutes(ctx context.Context, s Selector) (n int, seq uint64, err error) {
+	is, err := s.internal()
+	if err != nil {
+		return 0, 0, err
+	}
+	_, body, err := c.simple(ctx, wire.KRouteFlush, func(b []byte) []byte { return wire.AppendSelector(b, is) })
+	if err != nil {
+		return 0, 0, err
+	}
+	return countReply(body)
+}
+
+// Get returns the route of table (0 means main) that a lookup of a
+// chooses, the longest prefix containing a, or an error for which
+// errors.Is(err, ErrNotFound) holds.
+func (c *Conn) Get(ctx context.Context, table uint32, a netip.Addr) (Route, error) {
 	a = a.Unmap()
 	if !a.IsValid() {
 		return Route{}, errors.New("get: invalid address")
 	}
-	status, body, err := c.simple(ctx, wire.KGet, func(b []byte) []byte { return wire.AppendAddr(b, a.WithZone("")) })
+	_, body, err := c.simple(ctx, wire.KGet, func(b []byte) []byte {
+		b = binary.LittleEndian.AppendUint32(b, table)
+		return wire.AppendAddr(b, a.WithZone(""))
+	})
 	if err != nil {
 		return Route{}, err
-	}
-	if status == wire.StatusNotFound {
-		return Route{}, ErrNotFound
 	}
 	var d wire.Decoder
 	d.Reset(body)
@@ -345,17 +403,17 @@ func (c *Conn) Get(ctx context.Context, a netip.Addr) (Route, error) {
 	if err := d.Finish(); err != nil {
 		return Route{}, fmt.Errorf("bad get reply: %w", err)
 	}
-	return r, nil
+	return publicRoute(&r), nil
 }
 
 // Load replaces routes as one batch: rtmd applies all of them, in order, or,
 // if one is bad, none; a later duplicate wins. It returns how many routes
 // changed. For a big table, fill a Batch instead and call LoadBatch.
-func (c *Conn) Load(ctx context.Context, routes []Route) (int, error) {
+func (c *Conn) Load(ctx context.Context, routes []Route) (changed int, seq uint64, err error) {
 	var b Batch
 	for i, r := range routes {
 		if err := b.Add(r); err != nil {
-			return 0, fmt.Errorf("route %d: %w", i+1, err)
+			return 0, 0, fmt.Errorf("route %d: %w", i+1, err)
 		}
 	}
 	return c.LoadBatch(ctx, &b)
@@ -368,41 +426,58 @@ func checkMACIP(ip netip.Addr) error {
 	return nil
 }
 
-func (c *Conn) setMAC(ctx context.Context, kind byte, m MAC, ip netip.Addr) error {
-	if err := checkMACIP(ip); err != nil {
+func checkMACEntry(e MACEntry) error {
+	if err := checkMACIP(e.IP); err != nil {
 		return err
 	}
-	_, _, err := c.simple(ctx, kind, func(b []byte) []byte { return wire.AppendAddr(append(b, m[:]...), ip) })
-	return err
+	if e.Dev != "" {
+		return route.CheckDev(e.Dev)
+	}
+	return nil
 }
 
-// AddMAC adds a MAC entry; it fails if the MAC has one.
-func (c *Conn) AddMAC(ctx context.Context, m MAC, ip netip.Addr) error {
-	return c.setMAC(ctx, wire.KMACAdd, m, ip)
+func (c *Conn) setMAC(ctx context.Context, kind byte, e MACEntry) (uint64, error) {
+	if err := checkMACEntry(e); err != nil {
+		return 0, err
+	}
+	_, body, err := c.simple(ctx, kind, func(b []byte) []byte { return appendMACEntry(b, e) })
+	return seqReply(body, err)
 }
 
-// ChangeMAC changes a MAC entry; it fails if the MAC has none.
-func (c *Conn) ChangeMAC(ctx context.Context, m MAC, ip netip.Addr) error {
-	return c.setMAC(ctx, wire.KMACChange, m, ip)
+func appendMACEntry(b []byte, e MACEntry) []byte {
+	b = wire.AppendAddr(append(b, e.MAC[:]...), e.IP)
+	return wire.AppendDev(b, e.Dev)
+}
+
+// AddMAC adds a MAC entry; it fails with ErrExists if the MAC has one.
+func (c *Conn) AddMAC(ctx context.Context, e MACEntry) (seq uint64, err error) {
+	return c.setMAC(ctx, wire.KMACAdd, e)
+}
+
+// ChangeMAC changes a MAC entry; it fails with ErrNotFound if the MAC has
+// none.
+func (c *Conn) ChangeMAC(ctx context.Context, e MACEntry) (seq uint64, err error) {
+	return c.setMAC(ctx, wire.KMACChange, e)
 }
 
 // ReplaceMAC adds or changes a MAC entry.
-func (c *Conn) ReplaceMAC(ctx context.Context, m MAC, ip netip.Addr) error {
-	return c.setMAC(ctx, wire.KMACReplace, m, ip)
+func (c *Conn) ReplaceMAC(ctx context.Context, e MACEntry) (seq uint64, err error) {
+	return c.setMAC(ctx, wire.KMACReplace, e)
 }
 
-// DeleteMAC deletes a MAC entry; it fails if there is none.
-func (c *Conn) DeleteMAC(ctx context.Context, m MAC) error {
-	_, _, err := c.simple(ctx, wire.KMACDel, func(b []byte) []byte { return append(b, m[:]...) })
-	return err
+// DeleteMAC deletes a MAC entry; it fails with ErrNotFound if there is
+// none.
+func (c *Conn) DeleteMAC(ctx context.Context, m MAC) (seq uint64, err error) {
+	_, body, err := c.simple(ctx, wire.KMACDel, func(b []byte) []byte { return append(b, m[:]...) })
+	return seqReply(body, err)
 }
 
 // LoadMACs replaces many MAC entries as one batch, in order; it returns how
 // many changed.
-func (c *Conn) LoadMACs(ctx context.Context, entries []MACEntry) (int, error) {
+func (c *Conn) LoadMACs(ctx context.Context, entries []MACEntry) (changed int, seq uint64, err error) {
 	for i, e := range entries {
-		if err := checkMACIP(e.IP); err != nil {
-			return 0, fmt.Errorf("entry %d: %w", i+1, err)
+		if err := checkMACEntry(e); err != nil {
+			return 0, 0, fmt.Errorf("entry %d: %w", i+1, err)
 		}
 	}
 	c.mu.Lock()
@@ -423,7 +498,7 @@ func (c *Conn) LoadMACs(ctx context.Context, entries []MACEntry) (int, error) {
 			b = append(b, wire.KMACLoad, flags)
 			b = binary.LittleEndian.AppendUint32(b, uint32(n))
 			for _, e := range entries[:n] {
-				b = wire.AppendAddr(append(b, e.MAC[:]...), e.IP)
+				b = appendMACEntry(b, e)
 			}
 			if _, err := c.nc.Write(wire.EndFrame(b, off)); err != nil {
 				return err
@@ -437,7 +512,7 @@ func (c *Conn) LoadMACs(ctx context.Context, entries []MACEntry) (int, error) {
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return loadReply(body)
+	return countReply(body)
 }

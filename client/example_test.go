@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,29 +42,30 @@ func Example() {
 		return
 	}
 	defer c.Close()
-	err = c.Add(ctx, client.Route{
-		Dst:     netip.MustParsePrefix("10.0.0.0/8"),
-		NextHop: client.NextHop{Gateway: netip.MustParseAddr("192.0.2.1"), Dev: "eth0"},
+	seq, err := c.Add(ctx, client.Route{
+		Dst:      netip.MustParsePrefix("10.0.0.0/8"),
+		Metric:   100,
+		NextHops: []client.NextHop{{Gateway: netip.MustParseAddr("192.0.2.1"), Dev: "eth0"}},
 	})
-	fmt.Println("add:", err)
-	err = c.Add(ctx, client.Route{
-		Dst:     netip.MustParsePrefix("10.0.0.0/8"),
-		NextHop: client.NextHop{Gateway: netip.MustParseAddr("192.0.2.2"), Dev: "eth0"},
+	fmt.Println("add:", seq, err)
+	_, err = c.Add(ctx, client.Route{
+		Dst:      netip.MustParsePrefix("10.0.0.0/8"),
+		NextHops: []client.NextHop{{Gateway: netip.MustParseAddr("192.0.2.2"), Dev: "eth0"}},
 	})
-	fmt.Println("add again:", err)
+	fmt.Println("add again:", errors.Is(err, client.ErrExists))
 
 	m := &client.Mirror{Address: socket}
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go m.Run(mctx)
-	if err := m.WaitSeq(ctx, 1); err != nil {
+	if err := m.WaitSeq(ctx, seq); err != nil {
 		fmt.Println(err)
 		return
 	}
 	r, ok := m.Lookup(netip.MustParseAddr("10.1.2.3"))
 	fmt.Println("lookup:", r, ok)
 	// Output:
-	// add: <nil>
-	// add again: rtmd: route 10.0.0.0/8 exists (via 192.0.2.1 dev eth0)
-	// lookup: 10.0.0.0/8 via 192.0.2.1 dev eth0 true
+	// add: 1 <nil>
+	// add again: true
+	// lookup: 10.0.0.0/8 via 192.0.2.1 dev eth0 metric 100 true
 }

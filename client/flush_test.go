@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"testing"
 
@@ -22,9 +23,9 @@ func TestFlushSignalOrder(t *testing.T) {
 	}
 	defer shm.Unlink(seg.Name)
 	defer seg.Close()
-	r1, _ := route.ParseLine("10.0.0.0/8 via 10.1.1.1 dev a")
-	r2, _ := route.ParseLine("10.2.0.0/16 via 10.1.1.1 dev a")
-	r3, _ := route.ParseLine("10.3.0.0/16 via 10.1.1.1 dev a")
+	r1 := route.Simple(netip.MustParsePrefix("10.0.0.0/8"), netip.MustParseAddr("10.1.1.1"), "a")
+	r2 := route.Simple(netip.MustParsePrefix("10.2.0.0/16"), netip.MustParseAddr("10.1.1.1"), "a")
+	r3 := route.Simple(netip.MustParsePrefix("10.3.0.0/16"), netip.MustParseAddr("10.1.1.1"), "a")
 	// rtmd: seq 1 add r1, 2 add r2, 3 flush, 4 add r3.
 	var w wire.ChangeWriter
 	w.Add(2, wire.OpAdd, r2)
@@ -41,7 +42,7 @@ func TestFlushSignalOrder(t *testing.T) {
 		}
 		var m Mirror
 		m.init()
-		m.table.Set(r1.Dst, r1.NextHop)
+		m.table.Set(&r1)
 		m.seq, m.synced = 1, true
 		m.seg.Store(newSegRef(v, nil))
 		var d wire.Decoder
@@ -58,7 +59,7 @@ func TestFlushSignalOrder(t *testing.T) {
 			m.flushSignalled() // late: must not wipe r3
 		}
 		routes := m.Routes()
-		if len(routes) != 1 || routes[0] != r3 || m.seq != 4 {
+		if len(routes) != 1 || routes[0].String() != r3.String() || m.seq != 4 {
 			t.Errorf("early=%v: mirror at seq %d has %v, want only %v at 4", early, m.seq, routes, r3)
 		}
 	}

@@ -47,29 +47,31 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// Table says which table an Event is about.
-type Table int
+// Object says what an Event is about: a route or a MAC entry.
+type Object int
 
-// The tables.
+// The objects.
 const (
-	Routes Table = iota
+	Routes Object = iota
 	MACs
 )
 
 // Event is one step of a subscription.
 type Event struct {
-	Kind  EventKind
-	Table Table // for Add, Change, Del
+	Kind   EventKind
+	Object Object // for Add, Change, Del
 	// Seq is the change's sequence number; for Reset, the Adds of a
 	// snapshot and Synced, the sequence number the snapshot is consistent
 	// at.
 	Seq   uint64
-	Route Route // Dst only for Del; zero for Reset and Synced
-	// MAC is the key of a MACs event. The stream carries only keys; IP is
-	// the value the shared segment held for MAC when the mirror applied an
-	// Add or Change (a later value, if rtmd had changed it again by then).
+	Route Route // Table and Dst only for Del; zero for Reset and Synced
+	// MAC is the key of a MACs event. The stream carries keys and
+	// interfaces; IP is the value the shared segment held for MAC when the
+	// mirror applied an Add or Change (a later value, if rtmd had changed
+	// it again by then).
 	MAC MAC
 	IP  netip.Addr
+	Dev string // the MAC's interface, or ""
 	// Backlog is set on a Reset sent because this client fell too far
 	// behind; the snapshot that follows replaces its table.
 	Backlog bool
@@ -111,6 +113,7 @@ type Mirror struct {
 
 	mu      sync.RWMutex
 	table   *route.Table
+	macDevs map[mac.Addr]string      // the MACs that have an interface
 	macs    atomic.Pointer[macIndex] // MAC -> slot in seg; read without the lock
 	seg     atomic.Pointer[segRef]
 	seq     uint64
@@ -130,17 +133,27 @@ func (m *Mirror) init() {
 	}
 }
 
-// Lookup returns the local route with the longest prefix containing a.
-func (m *Mirror) Lookup(a netip.Addr) (Route, bool) {
+// Lookup returns the route of the main table that a lookup of a chooses:
+// the local route with the longest prefix containing a (for ECMP, with all
+// its next hops).
+func (m *Mirror) Lookup(a netip.Addr) (Route, bool) { return m.LookupIn(TableMain, a) }
+
+// LookupIn is Lookup in table n.
+func (m *Mirror) LookupIn(n uint32, a netip.Addr) (Route, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.table == nil {
 		return Route{}, false
 	}
-	return m.table.Lookup(a)
+	r, ok := m.table.Lookup(n, a)
+	if !ok {
+		return Route{}, false
+	}
+	return publicRoute(&r), true
 }
 
-// Routes returns the local table in `rtm route show` order.
+// Routes returns the local tables in `rtm route show table all` order: by
+// table number, then IPv4 before IPv6, then by prefix.
 func (m *Mirror) Routes() []Route {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -149,7 +162,7 @@ func (m *Mirror) Routes() []Route {
 	}
 	routes := make([]Route, 0, m.table.Len())
 	for r := range m.table.All() {
-		routes = append(routes, r)
+		routes = append(routes, publicRoute(&r))
 	}
 	return routes
 }
@@ -259,10 +272,11 @@ func (m *Mirror) LookupMACs(keys []MAC, ips []netip.Addr) (found int) {
 	return found
 }
 
-// MACEntry is a MAC and its IP.
+// MACEntry is a MAC, its IP and, optionally, its interface.
 type MACEntry struct {
 	MAC MAC
 	IP  netip.Addr
+	Dev string // "" when not given
 }
 
 // MACEntries returns the local MAC table in `rtm mac show` order, each IP
@@ -276,9 +290,14 @@ func (m *Mirror) MACEntries() []MACEntry {
 	out := make([]MACEntry, 0, len(keys))
 	for _, k := range keys {
 		if ip, ok := m.LookupMAC(k); ok {
-			out = append(out, MACEntry{k, ip})
+			out = append(out, MACEntry{k, ip, ""})
 		}
 	}
+	m.mu.RLock()
+	for i := range out {
+		out[i].Dev = m.macDevs[out[i].MAC]
+	}
+	m.mu.RUnlock()
 	return out
 }
 
@@ -350,6 +369,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 		d        wire.Decoder
 		next     *route.Table // the snapshot being received
 		nextMACs *macIndex
+		nextDevs map[mac.Addr]string
 		nextSeg  *shm.View
 		snap     uint64 // its sequence number
 	)
@@ -382,7 +402,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				return synced, errors.New("protocol error: unexpected reply on a subscription")
 			}
 			if p[4] != wire.StatusOK {
-				return synced, fmt.Errorf("register: %w", serverError(p[5:]))
+				return synced, fmt.Errorf("register: %w", serverError(p[4], p[5:]))
 			}
 		case wire.TSnapBegin:
 			d.Reset(p)
@@ -392,7 +412,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if err := d.Finish(); err != nil {
 				return synced, fmt.Errorf("bad snapshot header: %w", err)
 			}
-			next, nextMACs = new(route.Table), newMACIndex(0)
+			next, nextMACs, nextDevs = new(route.Table), newMACIndex(0), make(map[mac.Addr]string)
 			if nextSeg != nil {
 				nextSeg.Close()
 				nextSeg = nil
@@ -403,9 +423,9 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				return synced, errors.New("protocol error: snapshot routes outside a snapshot")
 			}
 			err := d.Routes(p, func(r route.Route) {
-				next.Set(r.Dst, r.NextHop)
+				next.Set(&r)
 				if m.OnEvent != nil {
-					m.OnEvent(Event{Kind: Add, Seq: snap, Route: r, More: true})
+					m.OnEvent(Event{Kind: Add, Seq: snap, Route: publicRoute(&r), More: true})
 				}
 			})
 			if err != nil {
@@ -439,13 +459,16 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				return synced, errors.New("protocol error: snapshot MACs outside a snapshot, or before their segment")
 			}
 			var bad error
-			err := d.MACSlots(p, func(k mac.Addr, slot uint32) {
+			err := d.MACSlots(p, func(k mac.Addr, slot uint32, dev string) {
 				if int(slot) >= nextSeg.Capacity {
 					bad = fmt.Errorf("protocol error: MAC %v in slot %d of a %d-record segment", k, slot, nextSeg.Capacity)
 				}
 				nextMACs = nextMACs.put(packMAC(k), slot)
+				if dev != "" {
+					nextDevs[k] = dev
+				}
 				if m.OnEvent != nil {
-					e := Event{Kind: Add, Table: MACs, Seq: snap, MAC: k, More: true}
+					e := Event{Kind: Add, Object: MACs, Seq: snap, MAC: k, Dev: dev, More: true}
 					if got, ip, ok := nextSeg.Read(int(slot)); ok && got == k {
 						e.IP = ip
 					}
@@ -472,7 +495,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				}
 			}
 			m.mu.Lock()
-			m.table, m.seq = next, snap
+			m.table, m.seq, m.macDevs = next, snap, nextDevs
 			m.macs.Store(nextMACs)
 			m.seg.Store(newSegRef(nextSeg, interrupt))
 			nextSeg = nil
@@ -504,7 +527,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				}
 			}
 		case wire.TError:
-			return synced, serverError(p)
+			return synced, serverError(wire.StatusError, p)
 		default:
 			return synced, fmt.Errorf("protocol error: unexpected frame type %d on a subscription", typ)
 		}
@@ -539,14 +562,14 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 		kind := Add
 		switch c.Op {
 		case wire.OpAdd:
-			_, had = m.table.Set(c.Route.Dst, c.Route.NextHop)
+			_, had = m.table.Set(&c.Route)
 			had = !had
 		case wire.OpChange:
 			kind = Change
-			_, had = m.table.Set(c.Route.Dst, c.Route.NextHop)
+			_, had = m.table.Set(&c.Route)
 		case wire.OpDel:
 			kind = Del
-			_, had = m.table.Delete(c.Route.Dst)
+			_, had = m.table.Delete(c.Route.Key())
 		case wire.OpMACAdd, wire.OpMACChange:
 			idx := m.macs.Load()
 			_, had = idx.get(packMAC(c.MAC))
@@ -561,16 +584,19 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 			if next := idx.put(packMAC(c.MAC), c.Slot); next != idx {
 				m.macs.Store(next)
 			}
+			m.setMACDev(c.MAC, c.Dev)
 		case wire.OpMACDel:
 			kind = Del
 			had = m.macs.Load().del(packMAC(c.MAC))
+			m.setMACDev(c.MAC, "")
 		case wire.OpFlush:
 			kind, had = Flush, true
 			m.table = new(route.Table)
 			m.macs.Store(newMACIndex(0))
+			m.macDevs = make(map[mac.Addr]string)
 		}
 		if !had {
-			what := c.Route.Dst.String()
+			what := c.Route.Dst.String() + " table " + route.TableName(c.Route.Table)
 			if c.Op >= wire.OpMACAdd && c.Op <= wire.OpMACDel {
 				what = "mac " + c.MAC.String()
 			}
@@ -579,9 +605,14 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 		}
 		m.seq = c.Seq
 		if keep {
-			e := Event{Kind: kind, Seq: c.Seq, Route: c.Route, MAC: c.MAC}
+			e := Event{Kind: kind, Seq: c.Seq, MAC: c.MAC, Dev: c.Dev}
+			if c.Op == wire.OpDel {
+				e.Route = Route{Table: c.Route.Table, Dst: c.Route.Dst}
+			} else if c.Op == wire.OpAdd || c.Op == wire.OpChange {
+				e.Route = publicRoute(&c.Route)
+			}
 			if c.Op >= wire.OpMACAdd && c.Op <= wire.OpMACDel {
-				e.Table = MACs
+				e.Object = MACs
 				if seg := m.seg.Load(); seg != nil && c.Op != wire.OpMACDel {
 					if got, ip, ok := seg.v.Read(int(c.Slot)); ok && got == c.MAC {
 						e.IP = ip
@@ -606,6 +637,18 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 	return bad
 }
 
+// setMACDev records k's interface; the caller holds m.mu.
+func (m *Mirror) setMACDev(k mac.Addr, dev string) {
+	if dev == "" {
+		delete(m.macDevs, k)
+		return
+	}
+	if m.macDevs == nil {
+		m.macDevs = make(map[mac.Addr]string)
+	}
+	m.macDevs[k] = dev
+}
+
 // FlushSignals returns how many SIGUSR1 the mirror has handled.
 func (m *Mirror) FlushSignals() int {
 	m.mu.RLock()
@@ -627,6 +670,7 @@ func (m *Mirror) flushSignalled() {
 		if f := seg.v.Flush(); f > m.seq {
 			m.table = new(route.Table)
 			m.macs.Store(newMACIndex(0))
+			m.macDevs = make(map[mac.Addr]string)
 			m.seq, m.jump = f, f
 			close(m.changed)
 			m.changed = make(chan struct{})

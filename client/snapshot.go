@@ -11,10 +11,13 @@ import (
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
-// Snapshot subscribes on c, calls fn for every route of rtmd's table in
-// `rtm route show` order, and returns the sequence number the table is
-// consistent at. The connection carries the subscription afterwards: close
-// it when done.
+// Snapshot subscribes on c, calls fn for every route of rtmd's tables in
+// `rtm route show table all` order, and returns the sequence number the
+// tables are consistent at. The connection carries the subscription
+// afterwards: close it when done.
+//
+// Routes with the same next hops share one NextHops slice: fn must not
+// modify it, and must copy it to keep it.
 func (c *Conn) Snapshot(ctx context.Context, fn func(Route)) (seq uint64, err error) {
 	return c.snapshot(ctx, fn, nil, nil)
 }
@@ -29,7 +32,13 @@ func (c *Conn) MACSnapshot(ctx context.Context) ([]MACEntry, uint64, error) {
 		slot uint32
 	}
 	var keys []ks
-	seq, err := c.snapshot(ctx, nil, func(s wire.MACSeg) { seg = s }, func(k mac.Addr, slot uint32) { keys = append(keys, ks{k, slot}) })
+	devs := make(map[mac.Addr]string)
+	seq, err := c.snapshot(ctx, nil, func(s wire.MACSeg) { seg = s }, func(k mac.Addr, slot uint32, dev string) {
+		keys = append(keys, ks{k, slot})
+		if dev != "" {
+			devs[k] = dev
+		}
+	})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -44,13 +53,13 @@ func (c *Conn) MACSnapshot(ctx context.Context) ([]MACEntry, uint64, error) {
 		// A record that no longer holds its key was deleted after the
 		// snapshot; it is left out.
 		if m, ip, ok := v.Read(int(e.slot)); ok && m == e.k {
-			out = append(out, MACEntry{e.k, ip})
+			out = append(out, MACEntry{e.k, ip, devs[e.k]})
 		}
 	}
 	return out, seq, nil
 }
 
-func (c *Conn) snapshot(ctx context.Context, routes func(Route), seg func(wire.MACSeg), macs func(mac.Addr, uint32)) (seq uint64, err error) {
+func (c *Conn) snapshot(ctx context.Context, routes func(Route), seg func(wire.MACSeg), macs func(mac.Addr, uint32, string)) (seq uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err = c.withContext(ctx, func() error {
@@ -59,6 +68,10 @@ func (c *Conn) snapshot(ctx context.Context, routes func(Route), seg func(wire.M
 		}
 		var d wire.Decoder
 		begun := false
+		// The decoder shares next-hop lists between routes; so do the
+		// routes passed to fn.
+		var lastHops []route.NextHop
+		var lastPublic []NextHop
 		for {
 			typ, p, err := c.r.ReadFrame()
 			if err != nil {
@@ -74,9 +87,20 @@ func (c *Conn) snapshot(ctx context.Context, routes func(Route), seg func(wire.M
 				begun = true
 			case wire.TSnapshot:
 				if err := d.Routes(p, func(r route.Route) {
-					if routes != nil {
-						routes(r)
+					if routes == nil {
+						return
 					}
+					hops := r.Hops
+					if len(hops) > 0 && len(lastHops) == len(hops) && &lastHops[0] == &hops[0] {
+						r.Hops = nil
+						pr := publicRoute(&r)
+						pr.NextHops = lastPublic
+						routes(pr)
+						return
+					}
+					pr := publicRoute(&r)
+					lastHops, lastPublic = hops, pr.NextHops
+					routes(pr)
 				}); err != nil {
 					return fmt.Errorf("bad snapshot frame: %w", err)
 				}
@@ -89,9 +113,9 @@ func (c *Conn) snapshot(ctx context.Context, routes func(Route), seg func(wire.M
 					seg(s)
 				}
 			case wire.TSnapMACs:
-				if err := d.MACSlots(p, func(k mac.Addr, slot uint32) {
+				if err := d.MACSlots(p, func(k mac.Addr, slot uint32, dev string) {
 					if macs != nil {
-						macs(k, slot)
+						macs(k, slot, dev)
 					}
 				}); err != nil {
 					return fmt.Errorf("bad snapshot MACs: %w", err)
@@ -99,7 +123,7 @@ func (c *Conn) snapshot(ctx context.Context, routes func(Route), seg func(wire.M
 			case wire.TSynced:
 				return nil
 			case wire.TError:
-				return serverError(p)
+				return serverError(wire.StatusError, p)
 			case wire.TChanges:
 				return errors.New("protocol error: changes before the snapshot")
 			default:

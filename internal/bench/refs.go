@@ -327,7 +327,7 @@ func (b *bench) redisLoad(ctx context.Context, file string, n, subs int) refPair
 	pipe := rdb.Pipeline()
 	for i, r := range routes {
 		key := "ROUTE_TABLE:" + r.Dst.String()
-		pipe.HSet(ctx, key, "nexthop", r.Gateway.String(), "ifname", r.Dev)
+		pipe.HSet(ctx, key, "nexthop", r.NextHops[0].Gateway.String(), "ifname", r.NextHops[0].Dev)
 		pipe.Publish(ctx, "ROUTE_TABLE", key)
 		if i%1000 == 999 {
 			if _, err := pipe.Exec(ctx); err != nil {

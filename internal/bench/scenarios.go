@@ -71,7 +71,7 @@ func streamBytes(file string) (int, int, error) {
 	}
 	n, size := 0, 0
 	for line := range splitLines(string(data)) {
-		r, err := route.ParseLine(line)
+		r, err := parseRoute(line)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -281,7 +281,7 @@ func (b *bench) churnOnce(ctx context.Context, file string, routes []client.Rout
 		var bt client.Batch
 		for range 1000 {
 			r := routes[rng.IntN(len(routes))]
-			r.Gateway = netip.AddrFrom4([4]byte{192, 0, 2, byte(17 + rng.IntN(200))})
+			r.NextHops = []client.NextHop{{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(17 + rng.IntN(200))}), Dev: r.NextHops[0].Dev}}
 			bt.Add(r)
 		}
 		bt.Sort()
@@ -331,13 +331,13 @@ func (b *bench) churnOnce(ctx context.Context, file string, routes []client.Rout
 			}
 			wrng := rand.New(rand.NewPCG(uint64(run), uint64(w)))
 			for i := w; time.Now().Before(deadline) && ctx.Err() == nil; i += 4 {
-				if _, err := wc.LoadBatch(ctx, batches[i%len(batches)]); err != nil {
+				if _, _, err := wc.LoadBatch(ctx, batches[i%len(batches)]); err != nil {
 					errs <- err
 					return
 				}
 				if i%8 == w {
 					r := routes[wrng.IntN(len(routes))]
-					if wc.Delete(ctx, r.Dst) == nil {
+					if _, err := wc.Delete(ctx, r.Table, r.Dst); err == nil {
 						wc.Add(ctx, r)
 					}
 				}
@@ -386,11 +386,11 @@ func readRoutes(file string) ([]client.Route, error) {
 	}
 	var routes []client.Route
 	for line := range splitLines(string(data)) {
-		r, err := route.ParseLine(line)
+		r, err := parseRoute(line)
 		if err != nil {
 			return nil, err
 		}
-		routes = append(routes, r)
+		routes = append(routes, publicRoute(&r))
 	}
 	return routes, nil
 }
@@ -426,7 +426,7 @@ func (b *bench) latency(ctx context.Context) error {
 			if w := time.Until(next); w > 0 {
 				time.Sleep(w)
 			}
-			if err := c.Replace(ctx, latencyRoute(monotonic())); err != nil {
+			if _, err := c.Replace(ctx, latencyRoute(monotonic())); err != nil {
 				break
 			}
 		}
@@ -492,7 +492,7 @@ func (b *bench) mac(ctx context.Context) error {
 				es[i] = client.MACEntry{MAC: client.MAC{2, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)}, IP: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})}
 			}
 			t0 := time.Now()
-			if _, err := c.LoadMACs(ctx, es); err != nil {
+			if _, _, err := c.LoadMACs(ctx, es); err != nil {
 				return err
 			}
 			adds = append(adds, entries/time.Since(t0).Seconds())
@@ -542,4 +542,19 @@ func (b *bench) mac(ctx context.Context) error {
 	b.add("mac", 1, "lookup_ns", "ns", lookups, Reference{Name: "ipc-limit", Skipped: "no reference: a lookup makes no IPC"})
 	b.add("mac", 0, "adds_per_s", "entries/s", adds, Reference{Name: "ipc-limit", Skipped: "not measured for MAC adds yet"})
 	return nil
+}
+
+// parseRoute parses a line of a bench route file.
+func parseRoute(line string) (route.Route, error) {
+	return route.ParseLine(line)
+}
+
+// publicRoute converts a parsed route for the client library.
+func publicRoute(r *route.Route) client.Route {
+	c := client.Route{Table: r.Table, Dst: r.Dst, Type: client.RouteType(r.Type),
+		Protocol: client.Protocol(r.Proto), Metric: r.Metric, Src: r.Src}
+	for _, h := range r.Hops {
+		c.NextHops = append(c.NextHops, client.NextHop{Gateway: h.Gateway, Dev: h.Dev, Weight: int(h.Weight)})
+	}
+	return c
 }

@@ -22,7 +22,7 @@ func latencyRoute(sent int64) client.Route {
 	var a [16]byte
 	a[0], a[1] = 0xfe, 0x80
 	binary.BigEndian.PutUint64(a[8:], uint64(sent))
-	return client.Route{Dst: latencyPrefix, NextHop: client.NextHop{Gateway: netip.AddrFrom16(a), Dev: "lat0"}}
+	return client.Route{Dst: latencyPrefix, NextHops: []client.NextHop{{Gateway: netip.AddrFrom16(a), Dev: "lat0"}}}
 }
 
 // SubscriberMain is `rtm bench-sub SOCKET MODE UNTIL DURATION`, a
@@ -53,7 +53,7 @@ func SubscriberMain(args []string) {
 		lat = make([]float64, 0, 1<<16)
 		m.OnEvent = func(e client.Event) {
 			if e.Kind == client.Change && e.Route.Dst == latencyPrefix {
-				a := e.Route.Gateway.As16()
+				a := e.Route.NextHops[0].Gateway.As16()
 				sent := int64(binary.BigEndian.Uint64(a[8:]))
 				lat = append(lat, float64(monotonic()-sent)/1e3)
 			}

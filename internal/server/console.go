@@ -244,4 +244,3 @@ func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
 	}
 	return <-ch, nil
 }
-

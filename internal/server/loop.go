@@ -37,16 +37,16 @@ type (
 		sel    route.Selector // del, route flush
 		table  uint32         // get: the table to look in; 0 for main
 		addr   netip.Addr     // get
-		load   *loadBatch   // load: checked and staged by the reader
-		staged int64        // bytes of Server.staged that load or macs hold; the loop releases them
-		mac    mac.Addr     // the MAC requests
-		ip     netip.Addr   // MAC add, change, replace
-		dev    string       // MAC add, change, replace: the interface, or ""
-		pid    int32        // register
-		line   int          // queue: the line of the message
-		macs   []macValue   // MAC load
-		err    error        // the reader found the request bad; the loop replies with it
-		done   func(Result) // console: called on the loop; must not block
+		load   *loadBatch     // load: checked and staged by the reader
+		staged int64          // bytes of Server.staged that load or macs hold; the loop releases them
+		mac    mac.Addr       // the MAC requests
+		ip     netip.Addr     // MAC add, change, replace
+		dev    string         // MAC add, change, replace: the interface, or ""
+		pid    int32          // register
+		line   int            // queue: the line of the message
+		macs   []macValue     // MAC load
+		err    error          // the reader found the request bad; the loop replies with it
+		done   func(Result)   // console: called on the loop; must not block
 	}
 	evResync struct{ c *conn } // the writer is idle and the client needs a new snapshot
 	evView   struct{ done func(*route.View, uint64) }

@@ -95,7 +95,7 @@ func TestBadInput(t *testing.T) {
 
 	// An unknown request kind gets an error reply and the connection stays.
 	c := d.dial()
-	if _, err := c.Get(context.Background(), netip.MustParseAddr("10.2.3.4")); err != nil {
+	if _, err := c.Get(context.Background(), 0, netip.MustParseAddr("10.2.3.4")); err != nil {
 		t.Fatalf("get after bad input: %v", err)
 	}
 

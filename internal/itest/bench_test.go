@@ -286,7 +286,7 @@ func BenchmarkLookupMAC(b *testing.B) {
 	for i := range entries {
 		entries[i] = client.MACEntry{MAC: testMAC(i), IP: patternIP(testMAC(i), 0)}
 	}
-	if _, err := c.LoadMACs(context.Background(), entries); err != nil {
+	if _, _, err := c.LoadMACs(context.Background(), entries); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -298,7 +298,7 @@ func BenchmarkLookupMAC(b *testing.B) {
 			for i := range entries {
 				entries[i].IP = patternIP(entries[i].MAC, k)
 			}
-			if _, err := c.LoadMACs(ctx, entries[:1000]); err == nil {
+			if _, _, err := c.LoadMACs(ctx, entries[:1000]); err == nil {
 				writes.Add(1000)
 			}
 			select {

@@ -133,9 +133,9 @@ func TestCompat(t *testing.T) {
 		case 2, 3:
 			c.Replace(ctx, r)
 		case 4:
-			c.Delete(ctx, r.Dst)
+			c.Delete(ctx, r.Table, r.Dst)
 		case 5:
-			c.ReplaceMAC(ctx, testMAC(rng.IntN(50)), netip.MustParseAddr("10.0.0.1"))
+			c.ReplaceMAC(ctx, client.MACEntry{MAC: testMAC(rng.IntN(50)), IP: netip.MustParseAddr("10.0.0.1")})
 		}
 	}
 	routes, seq := d.table()

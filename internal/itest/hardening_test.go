@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -102,8 +103,7 @@ func loadChunk(id uint32, kind byte, final bool, body []byte) []byte {
 func routeChunk(n int, gw string) []byte {
 	b := binary.LittleEndian.AppendUint32(nil, uint32(n))
 	for i := range n {
-		r := client.Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24),
-			NextHop: client.NextHop{Gateway: netip.MustParseAddr(gw), Dev: "eth0"}}
+		r := route.Simple(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24), netip.MustParseAddr(gw), "eth0")
 		b = wire.AppendRoute(b, r)
 	}
 	return b
@@ -143,12 +143,12 @@ func TestSubscribeInSameTurn(t *testing.T) {
 	d := startRtmd(t)
 	for i := range 20 {
 		p := dialPeer(t, "unix", d.socket)
-		r := client.Route{Dst: netip.MustParsePrefix("10.0.0.0/8"), NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{10, 1, 1, byte(i)}), Dev: "eth0"}}
+		r := route.Simple(netip.MustParsePrefix("10.0.0.0/8"), netip.AddrFrom4([4]byte{10, 1, 1, byte(i)}), "eth0")
 		// One write: the replace, the subscription, another replace.
 		var b []byte
 		b = append(b, wire.AppendRequest(nil, 1, wire.KReplace, wire.AppendRoute(nil, r))...)
 		b = append(b, wire.AppendRequest(nil, 0, wire.KSubscribe, nil)...)
-		r.NextHop.Dev = "eth1"
+		r.Hops = []route.NextHop{{Gateway: r.Hops[0].Gateway, Dev: "eth1", Weight: 1}}
 		b = append(b, wire.AppendRequest(nil, 2, wire.KReplace, wire.AppendRoute(nil, r))...)
 		p.send(b)
 		var (
@@ -690,8 +690,8 @@ func TestStagingBudgetCountsNextHops(t *testing.T) {
 		b := binary.LittleEndian.AppendUint32(nil, 15_000)
 		for i := range 15_000 {
 			n := int(id)*15_000 + i
-			r := client.Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32),
-				NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{11, byte(n >> 16), byte(n >> 8), byte(n)}), Dev: "eth0"}}
+			r := route.Simple(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}), 32),
+				netip.AddrFrom4([4]byte{11, byte(n >> 16), byte(n >> 8), byte(n)}), "eth0")
 			b = wire.AppendRoute(b, r)
 		}
 		p.send(loadChunk(1, wire.KLoad, false, b))

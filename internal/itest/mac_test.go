@@ -121,7 +121,7 @@ func TestMACStress(t *testing.T) {
 	for i := range nmacs {
 		entries = append(entries, client.MACEntry{MAC: testMAC(i), IP: patternIP(testMAC(i), 0)})
 	}
-	if _, err := c.LoadMACs(ctx, entries); err != nil {
+	if _, _, err := c.LoadMACs(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
 	var stop atomic.Bool
@@ -132,12 +132,12 @@ func TestMACStress(t *testing.T) {
 			for i := range entries {
 				entries[i].IP = patternIP(entries[i].MAC, n)
 			}
-			if _, err := c.LoadMACs(ctx, entries); err != nil {
+			if _, _, err := c.LoadMACs(ctx, entries); err != nil {
 				t.Error(err)
 				return
 			}
 			k := testMAC(int(n) % nmacs)
-			if err := c.DeleteMAC(ctx, k); err != nil {
+			if _, err := c.DeleteMAC(ctx, k); err != nil {
 				t.Error(err)
 				return
 			}
@@ -187,7 +187,7 @@ func TestMACGrowth(t *testing.T) {
 		for j := i; j < i+10_000; j++ {
 			batch = append(batch, client.MACEntry{MAC: testMAC(j), IP: patternIP(testMAC(j), 1)})
 		}
-		if _, err := c.LoadMACs(context.Background(), batch); err != nil {
+		if _, _, err := c.LoadMACs(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -215,7 +215,7 @@ func TestMACGrowth(t *testing.T) {
 func TestMACSegmentGoneOrBad(t *testing.T) {
 	d := startRtmd(t)
 	c := d.dial()
-	if err := c.AddMAC(context.Background(), testMAC(1), netip.MustParseAddr("10.0.0.1")); err != nil {
+	if _, err := c.AddMAC(context.Background(), client.MACEntry{MAC: testMAC(1), IP: netip.MustParseAddr("10.0.0.1")}); err != nil {
 		t.Fatal(err)
 	}
 	name := d.status().SHM
@@ -245,7 +245,7 @@ func TestMACSegmentGoneOrBad(t *testing.T) {
 		t.Errorf("rtmd still on the removed %s", cur)
 	}
 	// rtmd still serves.
-	if err := c.ReplaceMAC(context.Background(), testMAC(1), netip.MustParseAddr("10.0.0.2")); err != nil {
+	if _, err := c.ReplaceMAC(context.Background(), client.MACEntry{MAC: testMAC(1), IP: netip.MustParseAddr("10.0.0.2")}); err != nil {
 		t.Fatal(err)
 	}
 	if out := d.mustRtm("mac", "get", testMAC(1).String()); out != "10.0.0.2\n" {

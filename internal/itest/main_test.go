@@ -18,7 +18,6 @@ import (
 
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/mq"
-	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/shm"
 )
 
@@ -300,7 +299,7 @@ func (d *daemon) tables() ([]string, uint64) {
 		d.t.Fatalf("MAC snapshot: %v (seq %d, routes at %d)", err, seq2, seq)
 	}
 	for _, e := range macs {
-		lines = append(lines, fmt.Sprint("mac ", e.MAC, " ", e.IP))
+		lines = append(lines, fmt.Sprint("mac ", e.MAC, " ", e.IP, " ", e.Dev))
 	}
 	return lines, seq
 }
@@ -408,11 +407,11 @@ func helperMain() {
 			fmt.Fprintln(w, r)
 		}
 		for _, e := range m.MACEntries() {
-			fmt.Fprintln(w, "mac", e.MAC, e.IP)
+			fmt.Fprint(w, "mac ", e.MAC, " ", e.IP, " ", e.Dev, "\n")
 		}
 		fmt.Fprintf(w, "end resyncs=%d signals=%d\n", m.Resyncs(), m.FlushSignals())
 		w.Flush()
 	}
 }
 
-func parseRoute(s string) (client.Route, error) { return route.ParseLine(s) }
+func parseRoute(s string) (client.Route, error) { return client.ParseRoute(s) }

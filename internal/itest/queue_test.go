@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -147,7 +148,7 @@ func TestMultiSource(t *testing.T) {
 		c := d.dial()
 		for i := range n {
 			r, _ := parseRoute(line(1, i)[len("route add "):])
-			if err := c.Add(context.Background(), r); err != nil {
+			if _, err := c.Add(context.Background(), r); err != nil {
 				t.Error(err)
 				return
 			}
@@ -214,7 +215,7 @@ func TestMultiSource(t *testing.T) {
 	}
 	defer c.Close()
 	r, _ := parseRoute("10.9.0.0/16 via 192.0.2.1 dev x")
-	if err := c.Add(context.Background(), r); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if _, err := c.Add(context.Background(), r); !errors.Is(err, client.ErrPermission) || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("add over TCP = %v, want permission denied", err)
 	}
 }

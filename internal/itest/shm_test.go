@@ -81,7 +81,7 @@ func loadMACs(t *testing.T, c *client.Conn, n int, v uint64) {
 	for i := range n {
 		entries = append(entries, client.MACEntry{MAC: testMAC(i), IP: patternIP(testMAC(i), v)})
 	}
-	if _, err := c.LoadMACs(context.Background(), entries); err != nil {
+	if _, _, err := c.LoadMACs(context.Background(), entries); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -138,11 +138,11 @@ func TestMACPlantedNames(t *testing.T) {
 		t.Errorf("segment after growth: %s, want %s.2.RANDOM", got, base)
 	}
 	// One at a time: generation 3.
-	if err := c.AddMAC(context.Background(), testMAC(n), patternIP(testMAC(n), 1)); err != nil {
+	if _, err := c.AddMAC(context.Background(), client.MACEntry{MAC: testMAC(n), IP: patternIP(testMAC(n), 1)}); err != nil {
 		t.Fatal(err)
 	}
 	for i := n + 1; i < 200; i++ {
-		if err := c.AddMAC(context.Background(), testMAC(i), patternIP(testMAC(i), 1)); err != nil {
+		if _, err := c.AddMAC(context.Background(), client.MACEntry{MAC: testMAC(i), IP: patternIP(testMAC(i), 1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -257,7 +257,7 @@ func TestMACSegmentTruncated(t *testing.T) {
 	if err := os.Truncate(filepath.Join(shm.Dir, old), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ReplaceMAC(context.Background(), testMAC(7), patternIP(testMAC(7), 2)); err != nil {
+	if _, err := c.ReplaceMAC(context.Background(), client.MACEntry{MAC: testMAC(7), IP: patternIP(testMAC(7), 2)}); err != nil {
 		t.Fatalf("a write on a truncated segment: %v", err)
 	}
 	_, seq := d.table()

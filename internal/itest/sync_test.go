@@ -15,29 +15,58 @@ import (
 	"github.com/rtm-project/rtm/client"
 )
 
-// randRoute draws from a small prefix space, so that adds collide with
-// existing routes, changes and deletes find them, and replaces do both.
+// randRoute draws from a small key space (three tables, a few prefixes),
+// so that adds collide with existing routes, changes and deletes find
+// them, and replaces do both; the routes have every shape: ECMP with
+// weights, on-link, IPv6 gateways for IPv4, blackholes and the like,
+// metrics, protocols and source addresses.
 func randRoute(rng *rand.Rand) client.Route {
-	if rng.IntN(5) == 0 {
+	r := client.Route{Table: []uint32{0, 100, 200}[rng.IntN(3)], Metric: uint32(rng.IntN(3) * 50),
+		Protocol: []client.Protocol{0, client.ProtoBGP, client.ProtoKernel}[rng.IntN(3)]}
+	v6 := rng.IntN(5) == 0
+	if v6 {
 		a := [16]byte{0x20, 0x01, 0x0d, 0xb8, byte(rng.IntN(16)), byte(rng.IntN(16))}
-		return client.Route{
-			Dst:     netip.PrefixFrom(netip.AddrFrom16(a), 32+rng.IntN(17)).Masked(),
-			NextHop: client.NextHop{Gateway: netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(1 + rng.IntN(4))}), Dev: fmt.Sprintf("eth%d", rng.IntN(3))},
+		r.Dst = netip.PrefixFrom(netip.AddrFrom16(a), 32+rng.IntN(17)).Masked()
+	} else {
+		a := [4]byte{10, byte(rng.IntN(4)), byte(rng.IntN(64)), 0}
+		r.Dst = netip.PrefixFrom(netip.AddrFrom4(a), 16+rng.IntN(9)).Masked()
+		if rng.IntN(8) == 0 {
+			r.Src = netip.AddrFrom4([4]byte{192, 0, 2, 200})
 		}
 	}
-	a := [4]byte{10, byte(rng.IntN(4)), byte(rng.IntN(64)), 0}
-	return client.Route{
-		Dst:     netip.PrefixFrom(netip.AddrFrom4(a), 16+rng.IntN(9)).Masked(),
-		NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + rng.IntN(4))}), Dev: fmt.Sprintf("eth%d", rng.IntN(3))},
+	switch rng.IntN(10) {
+	case 0:
+		r.Type = []client.RouteType{client.Blackhole, client.Unreachable, client.Prohibit}[rng.IntN(3)]
+		return r
+	case 1, 2:
+		for i := range 2 + rng.IntN(3) {
+			h := client.NextHop{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(10*i + 1 + rng.IntN(4))}), Dev: fmt.Sprintf("eth%d", i), Weight: 1 + rng.IntN(4)}
+			if v6 || rng.IntN(4) == 0 {
+				h.Gateway = netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(10*i + 1 + rng.IntN(4))})
+			}
+			r.NextHops = append(r.NextHops, h)
+		}
+		return r
 	}
+	h := client.NextHop{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + rng.IntN(4))}), Dev: fmt.Sprintf("eth%d", rng.IntN(3))}
+	switch {
+	case v6:
+		h.Gateway = netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(1 + rng.IntN(4))})
+	case rng.IntN(6) == 0:
+		h.Gateway = netip.Addr{} // on-link
+	}
+	r.NextHops = []client.NextHop{h}
+	return r
 }
 
-// TestSubscribersConverge is the multi-process test of issue 2: rtmd, five
-// subscriber processes, 10,000 seeded random operations from four
-// concurrent library writers and the rtm command; one subscriber joins
-// midway, one is stopped with SIGSTOP while a big batch goes through (past
-// its backlog cap) and then continued. At the end every subscriber's copy
-// equals rtmd's table exactly.
+// TestSubscribersConverge is the multi-process test of issue 2, with the
+// routes of issue 11: rtmd, five subscriber processes, 10,000 seeded random
+// operations from four concurrent library writers (adds, changes,
+// replaces, deletes by key and by matching next hop, flushes by selector)
+// and the rtm command; one subscriber joins midway, one is stopped with
+// SIGSTOP while a big batch goes through (past its backlog cap) and then
+// continued. At the end every subscriber's copy equals rtmd's tables
+// exactly.
 func TestSubscribersConverge(t *testing.T) {
 	d := startRtmd(t, "-backlog", "16384")
 	var subs []*subscriber
@@ -58,15 +87,29 @@ func TestSubscribersConverge(t *testing.T) {
 			for range opsPerWriter {
 				r := randRoute(rng)
 				var err error
-				switch rng.IntN(4) {
-				case 0:
-					err = c.Add(ctx, r)
-				case 1:
-					err = c.Change(ctx, r)
-				case 2:
-					err = c.Replace(ctx, r)
-				case 3:
-					err = c.Delete(ctx, r.Dst)
+				switch k := rng.IntN(100); {
+				case k < 25:
+					_, err = c.Add(ctx, r)
+				case k < 50:
+					_, err = c.Change(ctx, r)
+				case k < 75:
+					_, err = c.Replace(ctx, r)
+				case k < 90:
+					_, err = c.Delete(ctx, r.Table, r.Dst)
+				case k < 98:
+					sel := client.Selector{Table: r.Table, Mode: client.Exact, Prefix: r.Dst}
+					if len(r.NextHops) > 0 {
+						sel.Dev = r.NextHops[0].Dev
+					}
+					_, err = c.DeleteMatching(ctx, sel)
+				default:
+					// A flush by selector: a /12 of one table, or
+					// the routes of one protocol through one device.
+					sel := client.Selector{Table: r.Table, Mode: client.Root, Prefix: netip.PrefixFrom(r.Dst.Addr(), 12).Masked()}
+					if rng.IntN(2) == 0 {
+						sel = client.Selector{Protocol: r.Protocol, HasProto: r.Protocol != 0, Dev: "eth1"}
+					}
+					_, _, err = c.FlushRoutes(ctx, sel)
 				}
 				if _, ok := err.(*client.ServerError); err != nil && !ok {
 					errs <- fmt.Errorf("writer %d: %w", w, err)
@@ -92,11 +135,11 @@ func TestSubscribersConverge(t *testing.T) {
 		var big []client.Route
 		for i := range 20000 {
 			big = append(big, client.Route{
-				Dst:     netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)}), 32),
-				NextHop: client.NextHop{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(9 + j)}), Dev: "big0"},
+				Dst:      netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)}), 32),
+				NextHops: []client.NextHop{{Gateway: netip.AddrFrom4([4]byte{192, 0, 2, byte(9 + j)}), Dev: "big0"}},
 			})
 		}
-		if _, err := d.dial().Load(context.Background(), big); err != nil {
+		if _, _, err := d.dial().Load(context.Background(), big); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -48,45 +48,47 @@ func ParseFields(words []string) (r Route, ignored int, err error) {
 //
 // Strings in r (the device names) share memory with line.
 func (o ParseOptions) ParseLine(line string) (r Route, ignored int, err error) {
-	ignored, err = o.ParseLineInto(&r, line)
-	if err != nil {
-		return Route{}, 0, err
-	}
-	return r, ignored, nil
+	return o.parse(line, nil, false, nil)
 }
 
 // ParseFields parses the words of a route as ParseLine parses a line.
 func (o ParseOptions) ParseFields(words []string) (r Route, ignored int, err error) {
-	p := parser{opt: o, r: &r, w: words}
-	r.Hops = nil
-	if err := p.parse(); err != nil {
-		return Route{}, 0, err
-	}
-	return r, p.ignored, nil
+	return o.parse("", words, true, nil)
 }
 
 // ParseLineInto parses line as ParseLine does into *r, reusing the array of
 // r.Hops for the next hops, so that a loop that parses many routes into
 // one Route allocates nothing for the common lines. The caller must not
 // keep r.Hops of an earlier call, nor let r.Hops share an array with
-// anyone else. On an error *r is undefined.
+// anyone else. On an error *r is the zero Route but for r.Hops' array.
 func (o ParseOptions) ParseLineInto(r *Route, line string) (ignored int, err error) {
 	hops := r.Hops[:0]
 	if o.Family != 6 && parseLineV4(r, hops, line) {
 		return 0, nil
 	}
-	p := parser{opt: o, r: r, line: line}
-	r.Hops = hops
-	if err := p.parse(); err != nil {
-		return 0, err
+	*r, ignored, err = o.parse(line, nil, false, hops)
+	return ignored, err
+}
+
+// parse parses line, or words if useWords, with hops as the array for the
+// next hops.
+func (o ParseOptions) parse(line string, words []string, useWords bool, hops []NextHop) (Route, int, error) {
+	var r Route
+	if !useWords && o.Family != 6 && parseLineV4(&r, hops, line) {
+		return r, 0, nil
 	}
-	return p.ignored, nil
+	p := parser{opt: o, line: line, w: words}
+	p.r.Hops = hops
+	if err := p.parse(); err != nil {
+		return Route{Attrs: Attrs{Hops: hops[:0]}}, 0, err
+	}
+	return p.r, p.ignored, nil
 }
 
 // parser reads the words of one route, from line or else from w.
 type parser struct {
 	opt     ParseOptions
-	r       *Route
+	r       Route
 	line    string
 	w       []string
 	ignored int
@@ -176,7 +178,7 @@ func (p *parser) skipIgnored(w string) (bool, error) {
 }
 
 func (p *parser) parse() error {
-	r := p.r
+	r := &p.r
 	r.Table, r.Dst = TableMain, netip.Prefix{}
 	r.Attrs = Attrs{Type: Unicast, Proto: ProtoStatic, Hops: r.Hops[:0]}
 	var (
@@ -298,7 +300,7 @@ func (p *parser) once(gave *uint, bit uint, field string) error {
 // dst reads the destination w, after "to" and a type word, and reports
 // whether it is "default".
 func (p *parser) dst(w string) (bool, error) {
-	r := p.r
+	r := &p.r
 	if w == "to" {
 		v, err := p.value("dst", w)
 		if err != nil {
@@ -401,7 +403,7 @@ func (p *parser) dev(kw string) (string, error) {
 // nexthops reads the next hops after the first "nexthop", to the end of the
 // words, and returns the family hint updated by their gateways.
 func (p *parser) nexthops(famHint int) (int, error) {
-	r := p.r
+	r := &p.r
 	hop, gave := NextHop{Weight: 1}, uint(0)
 	end := func() error {
 		if gave&(gaveVia|gaveDev) == 0 {

@@ -1,8 +1,15 @@
 // Package command parses the rtm command grammar: the words after `rtm` and
-// its global flags, as typed on the command line, on rtmd's console, or
-// (later) sent through the message queue. It is iproute2-like: an object
-// ("route"), a verb, and arguments; verbs may be abbreviated to a unique
-// prefix ("r sh" is "route show").
+// its global flags, as typed on the command line, in a batch file (rtm
+// -batch), on rtmd's console, or sent through the message queue. It is
+// iproute2's: an object ("route"), a verb, and arguments, with the route
+// words of `ip route` (read by the route package's parser) and the
+// selectors of `ip route show` and `ip route flush`.
+//
+// Verbs may be abbreviated to a unique prefix ("r sh" is "route show"),
+// except the destructive ones: "flush" is always spelt out, and the flush of
+// both tables takes "all" as well ("rtm flush all").
+//
+// Parsing has no state: the functions are safe for concurrent use.
 package command
 
 import (
@@ -40,15 +47,16 @@ const (
 	Flush
 	Clients
 	Status
+	RouteFlush
 )
 
 var verbNames = map[Verb]string{
 	RouteAdd: "route add", RouteChange: "route change", RouteReplace: "route replace",
 	RouteDel: "route del", RouteLoad: "route load", RouteShow: "route show",
-	RouteGet: "route get", Monitor: "monitor", Client: "client", Help: "help",
+	RouteGet: "route get", RouteFlush: "route flush", Monitor: "monitor", Client: "client", Help: "help",
 	MACAdd: "mac add", MACChange: "mac change", MACReplace: "mac replace", MACDel: "mac del",
 	MACLoad: "mac load", MACShow: "mac show", MACGet: "mac get",
-	Flush: "flush", Clients: "clients", Status: "status",
+	Flush: "flush all", Clients: "clients", Status: "status",
 }
 
 func (v Verb) String() string { return verbNames[v] }
@@ -56,7 +64,7 @@ func (v Verb) String() string { return verbNames[v] }
 // IsMutation reports whether v changes a table.
 func (v Verb) IsMutation() bool {
 	switch v {
-	case RouteAdd, RouteChange, RouteReplace, RouteDel, RouteLoad,
+	case RouteAdd, RouteChange, RouteReplace, RouteDel, RouteLoad, RouteFlush,
 		MACAdd, MACChange, MACReplace, MACDel, MACLoad, Flush:
 		return true
 	}
@@ -65,46 +73,61 @@ func (v Verb) IsMutation() bool {
 
 // Command is one parsed command.
 type Command struct {
-	Verb   Verb
-	Route  route.Route    // add, change, replace
-	Sel    route.Selector // del, show, flush
-	Table  uint32         // get: the table to look in
-	Addr   netip.Addr     // route get; the IP of mac add, change, replace
-	MAC    mac.Addr       // the mac commands
-	Dev    string         // mac add, change, replace: the interface, or ""
-	File   string         // load: a path, or "-" for stdin
-	JSON   bool           // -j on show, get, monitor
-	Follow bool           // --follow on monitor
+	Verb    Verb
+	Route   route.Route    // route add, change, replace
+	Ignored int            // route add, change, replace: words of ip's that rtm does not keep
+	Sel     route.Selector // route del (an exact prefix), show, flush
+	Table   uint32         // route get: the table to look in
+	Addr    netip.Addr     // route get; the IP of mac add, change, replace
+	MAC     mac.Addr       // the mac commands
+	Dev     string         // mac add, change, replace: the interface, or ""
+	File    string         // load: a path, or "-" for stdin
+	JSON    bool           // -j on show, get, clients, status, monitor
+	Oneline bool           // -o on route show: a multipath route on one line
+	Follow  bool           // --follow on monitor
 }
 
 // Usage is the grammar, for help texts.
-const Usage = `route add PREFIX via GATEWAY dev OIF      add a route; fails if PREFIX exists
-route change PREFIX via GATEWAY dev OIF   change a route; fails if PREFIX does not exist
-route replace PREFIX via GATEWAY dev OIF  add or change a route
-route del PREFIX                          delete a route; fails if PREFIX does not exist
-route load FILE|-                         replace many routes ("route show" lines) as one batch
-route show [-j]                           print the routing table
-route get ADDR [-j]                       print the longest-prefix match for ADDR
-mac add MAC IP                            add a MAC entry; fails if MAC exists
-mac change MAC IP                         change a MAC entry; fails if MAC does not exist
-mac replace MAC IP                        add or change a MAC entry
-mac del MAC                               delete a MAC entry
-mac load FILE|-                           replace many MAC entries ("mac show" lines) as one batch
-mac show [-j]                             print the MAC table, IPs read from shared memory
-mac get MAC [-j]                          print MAC's IP, read from shared memory
-flush                                     empty both tables; registered clients get SIGUSR1
-clients [-j]                              list the connected clients
-status [-j]                               rtmd's version, uptime, sequence, sizes, inputs
-bench [-j] [-routes N] [-clients N] [...]  measure rtm against the IPC limit, the kernel, Redis
-monitor [-j] [--follow]                   print the tables, then every change
-client                                    keep a local copy and open its menu
-help                                      print this text`
+const Usage = `route add ROUTE                 add a route; fails if its table has PREFIX
+route change ROUTE              change a route; fails if its table has no PREFIX
+route replace ROUTE             add or change a route
+  ROUTE := [TYPE] PREFIX|default [via [inet6] GW] [dev IF] [table T] [proto P]
+           [metric M] [src ADDR] [nexthop [via GW] [dev IF] [weight W]]...
+  TYPE := unicast|blackhole|unreachable|prohibit|local|throw
+route del PREFIX [table T] [via GW] [dev IF] [proto P] [type T] [metric M]
+                                delete PREFIX if it has what is named
+route get ADDR [table T] [-j]   print the route a lookup of ADDR chooses
+route show [SELECTOR] [-j] [-o] print routes as ip route show (table main
+                                unless given; -o: one line each, for ip -batch)
+route flush SELECTOR            delete the routes SELECTOR picks (at least one word)
+  SELECTOR := [PREFIX | root P | match ADDR | exact P] [table T|all] [dev IF]
+              [via GW] [proto P] [type T] [metric M]
+route load FILE|-               replace many routes ("ip route show" lines) as one batch
+mac add MAC IP [dev IF]         add a MAC entry; fails if MAC exists
+mac change MAC IP [dev IF]      change a MAC entry; fails if MAC does not exist
+mac replace MAC IP [dev IF]     add or change a MAC entry
+mac del MAC                     delete a MAC entry
+mac load FILE|-                 replace many MAC entries ("mac show" lines) as one batch
+mac show [-j]                   print the MAC table, IPs read from shared memory
+mac get MAC [-j]                print MAC's IP, read from shared memory
+flush all                       empty both tables; registered clients get SIGUSR1
+clients [-j]                    list the connected clients
+status [-j]                     rtmd's version, uptime, sequence, sizes, inputs
+bench [-j] [-routes N] [...]    measure rtm against the IPC limit, the kernel, Redis
+monitor [-j] [--follow]         print the tables, then every change
+client                          keep a local copy and open its menu
+help                            print this text
+-4 or -6 before a command reads "default" as 0.0.0.0/0 or ::/0.
+Words may be abbreviated ("r sh" is "route show"), but flush is spelt out.`
 
 var objects = []string{"route", "mac", "monitor", "client", "clients", "flush", "status", "help"}
 
+var routeVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get", "flush"}
+
 var macVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get"}
 
-var routeVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get"}
+// spelt are the words that are never reached by abbreviation: they destroy.
+var spelt = map[string]bool{"flush": true}
 
 // match returns the one word in words that w abbreviates.
 func match(what, w string, words []string) (string, error) {
@@ -113,7 +136,7 @@ func match(what, w string, words []string) (string, error) {
 		if c == w {
 			return c, nil
 		}
-		if strings.HasPrefix(c, w) {
+		if strings.HasPrefix(c, w) && !spelt[c] {
 			found = append(found, c)
 		}
 	}
@@ -121,13 +144,93 @@ func match(what, w string, words []string) (string, error) {
 	case 1:
 		return found[0], nil
 	case 0:
+		for _, c := range words {
+			if spelt[c] && strings.HasPrefix(c, w) {
+				return "", fmt.Errorf("%s %q: %s is never abbreviated; spell it out", what, w, c)
+			}
+		}
 		return "", fmt.Errorf("unknown %s %q (want one of: %s)", what, w, strings.Join(words, ", "))
 	}
 	return "", fmt.Errorf("ambiguous %s %q: %s", what, w, strings.Join(found, ", "))
 }
 
+// Options says how to read what a command leaves open. The zero value reads
+// as rtm without -4 or -6.
+type Options struct {
+	// Family is 4 or 6 as ip's -4 and -6: "default" means 0.0.0.0/0 or
+	// ::/0, and a prefix of the other family is refused.
+	Family int
+}
+
 // Parse parses the words of one command.
-func Parse(args []string) (Command, error) {
+func Parse(args []string) (Command, error) { return Options{}.Parse(args) }
+
+// ParseLine parses one command line, as typed on a console or written in a
+// batch file. A line that adds, changes or replaces a route is read by the
+// route parser's fast path, without splitting it into words first.
+func ParseLine(line string) (Command, error) { return Options{}.ParseLine(line) }
+
+// ParseLine parses one command line (see the function ParseLine).
+func (o Options) ParseLine(line string) (Command, error) {
+	if c, ok, err := o.fastRoute(line); ok {
+		return c, err
+	}
+	return o.Parse(strings.Fields(line))
+}
+
+// fastRoute parses "route add|change|replace ROUTE" (verbs abbreviated or
+// not) straight from the line. ok is false for any other line.
+func (o Options) fastRoute(line string) (c Command, ok bool, err error) {
+	obj, rest := firstWord(line)
+	if obj == "" || !strings.HasPrefix("route", obj) {
+		return Command{}, false, nil
+	}
+	verb, rest := firstWord(rest)
+	v, err := match("route command", verb, routeVerbs)
+	if err != nil {
+		return Command{}, false, nil
+	}
+	switch v {
+	case "add":
+		c.Verb = RouteAdd
+	case "change":
+		c.Verb = RouteChange
+	case "replace":
+		c.Verb = RouteReplace
+	default:
+		return Command{}, false, nil
+	}
+	c.Route, c.Ignored, err = route.ParseOptions{Family: o.Family}.ParseLine(rest)
+	if err != nil {
+		return Command{}, true, fmt.Errorf("route %s: %w", v, err)
+	}
+	return c, true, nil
+}
+
+// firstWord splits the first word, split at spaces and tabs, off s.
+func firstWord(s string) (w, rest string) {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && !isSpace(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// Parse parses the words of one command. Leading -4 or -6 set the family
+// as Options.Family does.
+func (o Options) Parse(args []string) (Command, error) {
+	for len(args) > 0 && (args[0] == "-4" || args[0] == "-6") {
+		o.Family = int(args[0][1] - '0')
+		args = args[1:]
+	}
 	if len(args) == 0 {
 		return Command{}, errors.New("missing command (try help)")
 	}
@@ -142,7 +245,13 @@ func Parse(args []string) (Command, error) {
 	case "client":
 		return Command{Verb: Client}, noArgs(args)
 	case "flush":
-		return Command{Verb: Flush}, noArgs(args)
+		if len(args) == 0 {
+			return Command{}, errors.New(`flush empties both tables, every route and MAC entry: spell it "flush all" (route flush SELECTOR deletes some routes)`)
+		}
+		if args[0] != "all" {
+			return Command{}, fmt.Errorf(`flush: unexpected argument %q (want "flush all")`, args[0])
+		}
+		return Command{Verb: Flush}, noArgs(args[1:])
 	case "clients":
 		j, err := jsonFlag(args)
 		return Command{Verb: Clients, JSON: j}, err
@@ -150,8 +259,7 @@ func Parse(args []string) (Command, error) {
 		j, err := jsonFlag(args)
 		return Command{Verb: Status, JSON: j}, err
 	case "monitor":
-		var c Command
-		c.Verb = Monitor
+		c := Command{Verb: Monitor}
 		for _, a := range args {
 			switch a {
 			case "-j", "-json", "--json":
@@ -163,12 +271,15 @@ func Parse(args []string) (Command, error) {
 			}
 		}
 		return c, nil
-	}
-	if obj == "mac" {
+	case "mac":
 		return parseMAC(args)
 	}
+	return o.parseRoute(args)
+}
+
+func (o Options) parseRoute(args []string) (Command, error) {
 	if len(args) == 0 {
-		return Command{Verb: RouteShow}, nil
+		return Command{Verb: RouteShow, Sel: route.Selector{Table: route.TableMain}}, nil
 	}
 	verb, err := match("route command", args[0], routeVerbs)
 	if err != nil {
@@ -179,22 +290,10 @@ func Parse(args []string) (Command, error) {
 	switch verb {
 	case "add", "change", "replace":
 		c.Verb = map[string]Verb{"add": RouteAdd, "change": RouteChange, "replace": RouteReplace}[verb]
-		c.Route, err = route.ParseFields(args)
-		if err != nil {
-			return Command{}, fmt.Errorf("route %s: %w", verb, err)
-		}
+		c.Route, c.Ignored, err = route.ParseOptions{Family: o.Family}.ParseFields(args)
 	case "del", "delete":
 		c.Verb = RouteDel
-		if len(args) == 0 {
-			return Command{}, errors.New("route del: missing PREFIX")
-		}
-		c.Sel = route.Selector{Table: route.TableMain, Mode: route.Exact}
-		if c.Sel.Prefix, err = route.ParsePrefix(args[0]); err != nil {
-			return Command{}, fmt.Errorf("route del: %w", err)
-		}
-		if err := noArgs(args[1:]); err != nil {
-			return Command{}, fmt.Errorf("route del: %w", err)
-		}
+		c.Sel, err = o.parseDel(args)
 	case "load":
 		c.Verb = RouteLoad
 		if len(args) != 1 {
@@ -203,22 +302,99 @@ func Parse(args []string) (Command, error) {
 		c.File = args[0]
 	case "show", "list":
 		c.Verb = RouteShow
-		if c.JSON, err = jsonFlag(args); err != nil {
-			return Command{}, fmt.Errorf("route show: %w", err)
+		args, c.JSON, c.Oneline = outputFlags(args)
+		c.Sel, err = route.ParseSelector(args, o.Family)
+	case "flush":
+		c.Verb = RouteFlush
+		if len(args) == 0 {
+			return Command{}, errors.New(`route flush: give a SELECTOR ("table all" for every route; flush all empties the MAC table too)`)
 		}
+		c.Sel, err = route.ParseSelector(args, o.Family)
 	case "get":
 		c.Verb = RouteGet
-		if len(args) == 0 {
-			return Command{}, errors.New("route get: missing ADDR")
-		}
-		if c.Addr, err = route.ParseAddr("address", args[0]); err != nil {
-			return Command{}, fmt.Errorf("route get: %w", err)
-		}
-		if c.JSON, err = jsonFlag(args[1:]); err != nil {
-			return Command{}, fmt.Errorf("route get: %w", err)
-		}
+		args, c.JSON, _ = outputFlags(args)
+		c.Table, c.Addr, err = parseGet(args)
+	}
+	if err != nil {
+		return Command{}, fmt.Errorf("route %s: %w", verb, err)
 	}
 	return c, nil
+}
+
+// parseDel reads the words of `route del`: an optional type, a prefix, and
+// what else the route must have to be deleted, as `ip route del` takes
+// them. A word rtm does not keep (scope, ...) is refused, since the route
+// would be deleted whatever it said.
+func (o Options) parseDel(args []string) (route.Selector, error) {
+	var typ route.Type
+	if len(args) > 0 {
+		if t, err := route.ParseType(args[0]); err == nil {
+			typ, args = t, args[1:]
+		}
+	}
+	if len(args) == 0 {
+		return route.Selector{}, &route.FieldError{Field: "dst", Msg: "missing: give a prefix, an address or default"}
+	}
+	w := args[0]
+	if w == "to" || w == "exact" {
+		args = args[1:]
+	}
+	if len(args) == 0 || args[0] == "root" || args[0] == "match" {
+		return route.Selector{}, &route.FieldError{Field: "dst", Value: w, Msg: "route del takes one prefix (route flush takes root and match)"}
+	}
+	for i, a := range args {
+		if a == "table" && i+1 < len(args) && args[i+1] == "all" {
+			return route.Selector{}, &route.FieldError{Field: "table", Value: "all", Msg: "route del deletes from one table (route flush takes table all)"}
+		}
+	}
+	s, err := route.ParseSelector(args, o.Family)
+	if err != nil {
+		return route.Selector{}, err
+	}
+	if s.Mode != route.Exact {
+		return route.Selector{}, &route.FieldError{Field: "dst", Msg: "missing: give a prefix, an address or default"}
+	}
+	if typ != 0 {
+		if s.Type != 0 && s.Type != typ {
+			return route.Selector{}, &route.FieldError{Field: "type", Value: s.Type.String(), Msg: "given twice"}
+		}
+		s.Type = typ
+	}
+	return s, nil
+}
+
+// parseGet reads the words of `route get`: [to] ADDR [table T].
+func parseGet(args []string) (uint32, netip.Addr, error) {
+	var (
+		table uint32
+		addr  netip.Addr
+		err   error
+	)
+	for i := 0; i < len(args); i++ {
+		switch w := args[i]; w {
+		case "table":
+			if i+1 >= len(args) {
+				return 0, addr, &route.FieldError{Field: "table", Value: w, Msg: "needs a value"}
+			}
+			i++
+			if table, err = route.ParseTable(args[i]); err != nil {
+				return 0, addr, err
+			}
+		case "to":
+			continue
+		default:
+			if addr.IsValid() {
+				return 0, addr, &route.FieldError{Field: "keyword", Value: w, Msg: "unknown keyword"}
+			}
+			if addr, err = route.ParseAddr("address", w); err != nil {
+				return 0, addr, err
+			}
+		}
+	}
+	if !addr.IsValid() {
+		return 0, addr, &route.FieldError{Field: "address", Msg: "missing: give ADDR"}
+	}
+	return table, addr, nil
 }
 
 func parseMAC(args []string) (Command, error) {
@@ -248,13 +424,7 @@ func parseMAC(args []string) (Command, error) {
 		if err := needMAC(); err != nil {
 			return Command{}, err
 		}
-		if len(args) == 0 {
-			return Command{}, fmt.Errorf("mac %s: missing IP", verb)
-		}
-		if c.Addr, err = route.ParseAddr("ip", args[0]); err != nil {
-			return Command{}, fmt.Errorf("mac %s: %w", verb, err)
-		}
-		if err := noArgs(args[1:]); err != nil {
+		if c.Addr, c.Dev, err = macValue(args); err != nil {
 			return Command{}, fmt.Errorf("mac %s: %w", verb, err)
 		}
 	case "del", "delete":
@@ -288,23 +458,40 @@ func parseMAC(args []string) (Command, error) {
 	return c, nil
 }
 
-// ParseMACLine parses one line of `rtm mac show` output: "MAC IP".
-func ParseMACLine(line string) (mac.Addr, netip.Addr, error) {
-	f := strings.Fields(line)
-	if len(f) != 2 {
-		return mac.Addr{}, netip.Addr{}, fmt.Errorf("want \"MAC IP\", got %d fields", len(f))
+// macValue reads "IP [dev IF]".
+func macValue(args []string) (netip.Addr, string, error) {
+	if len(args) == 0 {
+		return netip.Addr{}, "", errors.New("missing IP")
 	}
-	m, err := mac.Parse(f[0])
+	ip, err := route.ParseAddr("ip", args[0])
 	if err != nil {
-		return mac.Addr{}, netip.Addr{}, err
+		return netip.Addr{}, "", err
 	}
-	ip, err := route.ParseAddr("ip", f[1])
-	return m, ip, err
+	args = args[1:]
+	dev := ""
+	if len(args) > 0 && args[0] == "dev" {
+		if len(args) < 2 {
+			return netip.Addr{}, "", &route.FieldError{Field: "dev", Value: "dev", Msg: "needs a value"}
+		}
+		if err := route.CheckDev(args[1]); err != nil {
+			return netip.Addr{}, "", err
+		}
+		dev, args = args[1], args[2:]
+	}
+	return ip, dev, noArgs(args)
 }
 
-// ParseLine parses one command line, as typed on a console.
-func ParseLine(line string) (Command, error) {
-	return Parse(strings.Fields(line))
+// ParseMACLine parses one line of `rtm mac show` output: "MAC IP [dev IF]".
+func ParseMACLine(line string) (m mac.Addr, ip netip.Addr, dev string, err error) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return m, ip, "", errors.New(`want "MAC IP [dev IF]", got nothing`)
+	}
+	if m, err = mac.Parse(f[0]); err != nil {
+		return m, ip, "", err
+	}
+	ip, dev, err = macValue(f[1:])
+	return m, ip, dev, err
 }
 
 func noArgs(args []string) error {
@@ -325,4 +512,19 @@ func jsonFlag(args []string) (bool, error) {
 		}
 	}
 	return j, nil
+}
+
+// outputFlags takes -j and -o out of args, wherever they are.
+func outputFlags(args []string) (rest []string, json, oneline bool) {
+	for _, a := range args {
+		switch a {
+		case "-j", "-json", "--json":
+			json = true
+		case "-o", "-oneline", "--oneline":
+			oneline = true
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, json, oneline
 }

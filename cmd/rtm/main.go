@@ -41,6 +41,15 @@ Global flags (before the command):
                       output does not count). Once synced, monitor and client
                       wait for changes without a limit
   -j, --json          print JSON (same as -j after the command)
+  -o, --oneline       route show: each route on one line (for ip -batch)
+  -4, -6              read "default" as 0.0.0.0/0 or ::/0 (and show only
+                      that family's default)
+  -b, --batch FILE    run the commands of FILE (- for stdin), one a line
+                      without the leading "rtm", over one connection, as
+                      ip -batch; blank lines and # comments are skipped. It
+                      stops at the first error ("rtm: line N: ...", exit 1)
+      --force         with --batch: go on after an error; exit 1 at the end
+                      if any command failed
       --connect HOST:PORT
                       use rtmd's TCP listener instead of the socket: subscriptions
                       and queries only (monitor, client, route show/get, status)
@@ -49,7 +58,8 @@ Global flags (before the command):
       --mq NAME       the queue, /NAME (default: derived from the socket path)
   -h, --help          print this help
 
-Commands (words may be abbreviated: "rtm r sh" is "rtm route show"):
+Commands (words may be abbreviated: "rtm r sh" is "rtm route show";
+flush never is):
 `
 
 // usageError is a mistake in the command line: exit status 2.
@@ -93,12 +103,19 @@ type env struct {
 	via     string        // "mq" to send through the queue
 	mq      string
 	json    bool
+	oneline bool   // -o
+	family  int    // -4, -6
+	batch   string // --batch FILE
+	force   bool   // --force
 	stdin   io.Reader
 	stdout  *bufio.Writer
 	out     output // under stdout
 
 	timedOut atomic.Bool   // a request's --timeout ran out
 	limit    time.Duration // the limit that ran out
+
+	rc      *client.Conn // the connection for requests, dialled once
+	ignored ignoredWords // words of routes that rtm does not keep
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -153,6 +170,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			args = args[1:]
 		case a == "-j" || a == "--json" || a == "-json":
 			e.json = true
+		case a == "-o" || a == "--oneline" || a == "-oneline":
+			e.oneline = true
+		case a == "-4" || a == "-6":
+			e.family = int(a[1] - '0')
+		case a == "-b" || a == "--batch" || a == "-batch" || strings.HasPrefix(a, "--batch=") || strings.HasPrefix(a, "-batch="):
+			if e.batch, args, err = flagValue(a, args); err != nil {
+				return err
+			}
+		case a == "--force" || a == "-force":
+			e.force = true
 		case a == "-h" || a == "--help" || a == "-help":
 			fmt.Fprint(e.stdout, usage, indent(command.Usage))
 			return nil
@@ -169,6 +196,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			e.trust = append(e.trust, uid)
 		}
 	}
+	if e.force && e.batch == "" {
+		return usageError{errors.New("--force goes with --batch")}
+	}
+	defer e.ignored.report()
+	defer e.closeConn()
+	if e.batch != "" {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("--batch %s: unexpected command %q (the commands are in the file)", e.batch, args[0])}
+		}
+		return e.runBatch(ctx)
+	}
 	if len(args) > 0 && args[0] == "bench" {
 		return e.benchCmd(ctx, args[1:])
 	}
@@ -178,20 +216,40 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 
 // exec runs the command in args, other than bench.
 func (e *env) exec(ctx context.Context, args []string) error {
-	cmd, err := command.Parse(args)
+	cmd, err := command.Options{Family: e.family}.Parse(args)
 	if err != nil {
 		return usageError{err}
 	}
-	cmd.JSON = cmd.JSON || e.json
-	if e.socket == "" && cmd.Verb != command.Help {
-		// --connect, and --via mq with --mq, need no socket.
-		if e.socket, err = client.DefaultSocket(); err != nil && e.connect == "" && (e.via != "mq" || e.mq == "") {
-			return err
-		}
+	if err := e.needSocket(cmd); err != nil {
+		return err
 	}
 	if e.via == "mq" {
 		return e.sendQueue(ctx, cmd, args)
 	}
+	if cmd.Ignored > 0 {
+		e.ignored.note(strings.Join(args, " "), cmd.Ignored)
+	}
+	return e.do(ctx, cmd)
+}
+
+// needSocket finds the default socket if none was given and cmd needs one.
+func (e *env) needSocket(cmd command.Command) error {
+	if e.socket != "" || cmd.Verb == command.Help {
+		return nil
+	}
+	var err error
+	// --connect, and --via mq with --mq, need no socket.
+	if e.socket, err = client.DefaultSocket(); err != nil && e.connect == "" && (e.via != "mq" || e.mq == "") {
+		return err
+	}
+	return nil
+}
+
+// do runs one parsed command. Requests go over e.rc, dialled once, so
+// that a batch of commands shares one connection.
+func (e *env) do(ctx context.Context, cmd command.Command) error {
+	cmd.JSON = cmd.JSON || e.json
+	cmd.Oneline = cmd.Oneline || e.oneline
 	switch cmd.Verb {
 	case command.Help:
 		fmt.Fprint(e.stdout, usage, indent(command.Usage))
@@ -203,29 +261,49 @@ func (e *env) exec(ctx context.Context, args []string) error {
 	case command.RouteLoad:
 		return e.load(ctx, cmd.File)
 	case command.RouteShow:
-		return e.show(ctx, cmd.JSON)
-	case command.MACAdd, command.MACChange, command.MACReplace, command.MACDel,
-		command.MACLoad, command.MACShow, command.MACGet:
+		return e.show(ctx, cmd)
+	case command.MACShow, command.MACGet, command.MACLoad:
 		return e.macCommand(ctx, cmd)
 	}
-	c, err := e.dial(ctx)
+	c, err := e.reqConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
 	ctx, done := e.request(ctx, 1)
 	defer done()
 	switch cmd.Verb {
-	case command.RouteAdd:
-		return c.Add(ctx, cmd.Route)
-	case command.RouteChange:
-		return c.Change(ctx, cmd.Route)
-	case command.RouteReplace:
-		return c.Replace(ctx, cmd.Route)
+	case command.RouteAdd, command.RouteChange, command.RouteReplace:
+		r := publicRoute(&cmd.Route, nil)
+		switch cmd.Verb {
+		case command.RouteAdd:
+			_, err = c.Add(ctx, r)
+		case command.RouteChange:
+			_, err = c.Change(ctx, r)
+		default:
+			_, err = c.Replace(ctx, r)
+		}
+		return err
 	case command.RouteDel:
-		return c.Delete(ctx, cmd.Route.Dst)
+		_, err = c.DeleteMatching(ctx, publicSelector(cmd.Sel))
+		return err
+	case command.RouteFlush:
+		_, _, err = c.FlushRoutes(ctx, publicSelector(cmd.Sel))
+		return err
 	case command.Flush:
-		return c.Flush(ctx)
+		_, err = c.Flush(ctx)
+		return err
+	case command.MACAdd:
+		_, err = c.AddMAC(ctx, client.MACEntry{MAC: cmd.MAC, IP: cmd.Addr, Dev: cmd.Dev})
+		return err
+	case command.MACChange:
+		_, err = c.ChangeMAC(ctx, client.MACEntry{MAC: cmd.MAC, IP: cmd.Addr, Dev: cmd.Dev})
+		return err
+	case command.MACReplace:
+		_, err = c.ReplaceMAC(ctx, client.MACEntry{MAC: cmd.MAC, IP: cmd.Addr, Dev: cmd.Dev})
+		return err
+	case command.MACDel:
+		_, err = c.DeleteMAC(ctx, cmd.MAC)
+		return err
 	case command.Status:
 		st, err := c.Status(ctx)
 		if err != nil {
@@ -241,7 +319,7 @@ func (e *env) exec(ctx context.Context, args []string) error {
 		printClients(e.stdout, list, cmd.JSON)
 		return nil
 	case command.RouteGet:
-		r, err := c.Get(ctx, cmd.Addr)
+		r, err := c.Get(ctx, cmd.Table, cmd.Addr)
 		if errors.Is(err, client.ErrNotFound) {
 			// Not an error of rtmd's: say it plainly, exit 1.
 			return fmt.Errorf("no route to %v", cmd.Addr)
@@ -249,8 +327,10 @@ func (e *env) exec(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		e.printRoute(r, cmd.JSON)
-		return nil
+		// ip route get -j prints an array too.
+		rw := command.RouteWriter{W: e.stdout, JSON: cmd.JSON, Oneline: cmd.Oneline}
+		rw.Route(internalRoute(r))
+		return rw.Close()
 	}
 	return fmt.Errorf("%v: not implemented", cmd.Verb)
 }
@@ -278,6 +358,26 @@ func (e *env) dialer(name string) client.Dialer {
 func (e *env) dial(ctx context.Context) (*client.Conn, error) {
 	d := e.dialer("")
 	return d.Dial(ctx, e.network(), e.address())
+}
+
+// reqConn returns the connection for requests, dialling it the first
+// time.
+func (e *env) reqConn(ctx context.Context) (*client.Conn, error) {
+	if e.rc == nil {
+		c, err := e.dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.rc = c
+	}
+	return e.rc, nil
+}
+
+func (e *env) closeConn() {
+	if e.rc != nil {
+		e.rc.Close()
+		e.rc = nil
+	}
 }
 
 // sendQueue sends a change through rtmd's message queue, as one message of
@@ -342,17 +442,14 @@ func indent(s string) string {
 	return "  " + strings.ReplaceAll(s, "\n", "\n  ") + "\n"
 }
 
-func (e *env) printRoute(r route.Route, json bool) {
-	b := make([]byte, 0, 128)
-	if json {
-		b = command.AppendRouteJSON(b, r)
-	} else {
-		b = r.AppendText(b)
-	}
-	e.stdout.Write(append(b, '\n'))
+// printRoute prints one route as `rtm route show` does.
+func (e *env) printRoute(r client.Route) {
+	e.stdout.Write(append(internalRoute(r).AppendText(nil), '\n'))
 }
 
-func (e *env) show(ctx context.Context, json bool) error {
+// show prints the routes that cmd.Sel picks. It subscribes for a snapshot
+// on a connection of its own, since the subscription stays on it.
+func (e *env) show(ctx context.Context, cmd command.Command) error {
 	c, err := e.dial(ctx)
 	if err != nil {
 		return err
@@ -360,33 +457,16 @@ func (e *env) show(ctx context.Context, json bool) error {
 	defer c.Close()
 	ctx, done := e.request(ctx, 1)
 	defer done()
-	b := make([]byte, 0, 128)
-	n := 0
-	if json {
-		e.stdout.WriteString("[")
-	}
-	_, err = c.Snapshot(ctx, func(r route.Route) {
-		b = b[:0]
-		if json {
-			if n > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, "\n  "...)
-			b = command.AppendRouteJSON(b, r)
-		} else {
-			b = append(r.AppendText(b), '\n')
+	rw := command.RouteWriter{W: e.stdout, JSON: cmd.JSON, Oneline: cmd.Oneline}
+	sel := cmd.Sel
+	_, err = c.Snapshot(ctx, func(p client.Route) {
+		r := internalRoute(p)
+		if sel.Select(&r) {
+			rw.Route(r)
 		}
-		e.stdout.Write(b)
-		n++
 	})
 	if err != nil {
 		return err
 	}
-	if json {
-		if n > 0 {
-			e.stdout.WriteString("\n")
-		}
-		e.stdout.WriteString("]\n")
-	}
-	return nil
+	return rw.Close()
 }

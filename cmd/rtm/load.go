@@ -23,19 +23,18 @@ func (e *env) load(ctx context.Context, file string) error {
 	}
 	// The routes are encoded as they are parsed; nothing keeps the text,
 	// and it is not changed, so it need not be copied into a string.
-	b, err := parseRoutes(unsafe.String(unsafe.SliceData(data), len(data)))
+	b, err := parseRoutes(unsafe.String(unsafe.SliceData(data), len(data)), &e.ignored)
 	if err != nil {
 		return fmt.Errorf("%s:%w (nothing loaded)", name, err)
 	}
 	b.Sort()
-	c, err := e.dial(ctx)
+	c, err := e.reqConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
 	ctx, done := e.request(ctx, loadScale(b.Len()))
 	defer done()
-	_, err = c.LoadBatch(ctx, b)
+	_, _, err = c.LoadBatch(ctx, b)
 	return err
 }
 
@@ -81,10 +80,12 @@ func readAll(r io.Reader) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-// parseRoutes parses route lines, skipping blank lines and # comments. It
-// splits big inputs at line boundaries and parses the pieces in parallel;
-// an error is reported as "LINE: reason" for the first bad line.
-func parseRoutes(text string) (*client.Batch, error) {
+// parseRoutes parses routes as `ip route show` prints them: one a line,
+// or a multipath route over several lines, skipping blank lines and #
+// comments, and counting the words rtm does not keep in ig. It splits big
+// inputs at line boundaries and parses the pieces in parallel; an error is
+// reported as "LINE: reason" for the first bad line.
+func parseRoutes(text string, ig *ignoredWords) (*client.Batch, error) {
 	n := runtime.GOMAXPROCS(0)
 	if len(text) < 1<<20 {
 		n = 1
@@ -92,43 +93,60 @@ func parseRoutes(text string) (*client.Batch, error) {
 	pieces := make([]string, 0, n)
 	for i := n; i > 1; i-- {
 		cut := len(text) / i
-		if j := strings.IndexByte(text[cut:], '\n'); j >= 0 {
-			pieces = append(pieces, text[:cut+j+1])
-			text = text[cut+j+1:]
+		// Cut before a line that is not the continuation of a multipath
+		// route.
+		for {
+			j := strings.IndexByte(text[cut:], '\n')
+			if j < 0 {
+				cut = -1
+				break
+			}
+			cut += j + 1
+			if !isContinuation(text[cut:]) {
+				break
+			}
+		}
+		if cut > 0 {
+			pieces = append(pieces, text[:cut])
+			text = text[cut:]
 		}
 	}
 	pieces = append(pieces, text)
 
 	type result struct {
-		batch client.Batch
-		line  int // of the first bad line, counted within the piece
-		err   error
+		batch   client.Batch
+		ignored ignoredWords
+		line    int // of the first bad line, counted within the piece
+		err     error
 	}
 	results := make([]result, len(pieces))
 	var wg sync.WaitGroup
 	for i, p := range pieces {
 		wg.Go(func() {
-			r := &results[i]
+			res := &results[i]
 			// An IPv4 line of about 40 bytes encodes to about 15.
-			r.batch.Grow(len(p)/40, len(p)/2)
-			for line := 1; p != ""; line++ {
-				l := p
-				if j := strings.IndexByte(p, '\n'); j >= 0 {
-					l, p = p[:j], p[j+1:]
-				} else {
-					p = ""
-				}
+			res.batch.Grow(len(p)/40, len(p)/2)
+			var (
+				r    route.Route
+				hops []client.NextHop
+			)
+			for num, l := range route.Lines(p) {
 				l = strings.TrimSpace(l)
 				if l == "" || l[0] == '#' {
 					continue
 				}
-				rt, err := route.ParseLine(l)
+				ignored, err := route.ParseOptions{}.ParseLineInto(&r, l)
 				if err == nil {
-					err = r.batch.Add(rt)
+					pr := publicRoute(&r, hops)
+					hops = pr.NextHops
+					err = res.batch.Add(pr)
 				}
 				if err != nil {
-					r.line, r.err = line, err
+					res.line, res.err = num, err
 					return
+				}
+				if ignored > 0 {
+					res.ignored.note(l, ignored)
 				}
 			}
 		})
@@ -140,10 +158,18 @@ func parseRoutes(text string) (*client.Batch, error) {
 			return nil, fmt.Errorf("%d: %w", lines+r.line, r.err)
 		}
 		lines += strings.Count(pieces[i], "\n")
+		ig.add(&r.ignored)
 	}
 	b := &results[0].batch
 	for i := 1; i < len(results); i++ {
 		b.Append(&results[i].batch)
 	}
 	return b, nil
+}
+
+// isContinuation reports whether s begins a continuation line of a
+// multipath route: white space, then "nexthop".
+func isContinuation(s string) bool {
+	t := strings.TrimLeft(s, " \t")
+	return len(t) < len(s) && strings.HasPrefix(t, "nexthop")
 }

@@ -10,7 +10,8 @@ import (
 	"github.com/rtm-project/rtm/internal/command"
 )
 
-// macCommand runs the mac commands.
+// macCommand runs the mac commands that read the MAC table or load it;
+// the changes are requests (env.do).
 func (e *env) macCommand(ctx context.Context, cmd command.Command) error {
 	switch cmd.Verb {
 	case command.MACGet:
@@ -18,6 +19,7 @@ func (e *env) macCommand(ctx context.Context, cmd command.Command) error {
 	case command.MACLoad:
 		return e.macLoad(ctx, cmd.File)
 	}
+	// The snapshot subscribes: a connection of its own.
 	c, err := e.dial(ctx)
 	if err != nil {
 		return err
@@ -25,47 +27,35 @@ func (e *env) macCommand(ctx context.Context, cmd command.Command) error {
 	defer c.Close()
 	ctx, done := e.request(ctx, 1)
 	defer done()
-	switch cmd.Verb {
-	case command.MACAdd:
-		return c.AddMAC(ctx, cmd.MAC, cmd.Addr)
-	case command.MACChange:
-		return c.ChangeMAC(ctx, cmd.MAC, cmd.Addr)
-	case command.MACReplace:
-		return c.ReplaceMAC(ctx, cmd.MAC, cmd.Addr)
-	case command.MACDel:
-		return c.DeleteMAC(ctx, cmd.MAC)
-	case command.MACShow:
-		entries, _, err := c.MACSnapshot(ctx)
-		if err != nil {
-			return err
-		}
-		e.printMACs(entries, cmd.JSON)
-		return nil
+	entries, _, err := c.MACSnapshot(ctx)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("%v: not implemented", cmd.Verb)
+	e.printMACs(entries, cmd.JSON)
+	return nil
 }
 
+// printMACs prints MAC entries as "MAC IP [dev IF]" lines, which mac load
+// reads back, or as a JSON array with the names of ip -j neigh.
 func (e *env) printMACs(entries []client.MACEntry, json bool) {
 	b := make([]byte, 0, 64)
-	if json {
-		e.stdout.WriteString("[")
-	}
 	for i, m := range entries {
 		b = b[:0]
 		if json {
-			if i > 0 {
+			if i == 0 {
+				b = append(b, '[')
+			} else {
 				b = append(b, ',')
 			}
-			b = command.AppendMACJSON(append(b, "\n  "...), m.MAC, m.IP)
+			b = command.AppendMACJSON(b, m.MAC, m.IP, m.Dev)
 		} else {
-			b = append(m.MAC.AppendTo(b), ' ')
-			b = append(m.IP.AppendTo(b), '\n')
+			b = append(command.AppendMACText(b, m.MAC, m.IP, m.Dev), '\n')
 		}
 		e.stdout.Write(b)
 	}
 	if json {
-		if len(entries) > 0 {
-			e.stdout.WriteString("\n")
+		if len(entries) == 0 {
+			e.stdout.WriteString("[")
 		}
 		e.stdout.WriteString("]\n")
 	}
@@ -75,11 +65,12 @@ func (e *env) printMACs(entries []client.MACEntry, json bool) {
 // segment is current (no guessing of names in /dev/shm), checks that rtmd
 // made it, and scans it.
 func (e *env) macGet(ctx context.Context, cmd command.Command) error {
-	c, err := e.dial(ctx)
+	c, err := e.reqConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	ctx, done := e.request(ctx, 1)
+	defer done()
 	ip, err := c.GetMAC(ctx, cmd.MAC)
 	if errors.Is(err, client.ErrNoMAC) {
 		return fmt.Errorf("no entry for mac %v", cmd.MAC)
@@ -88,14 +79,14 @@ func (e *env) macGet(ctx context.Context, cmd command.Command) error {
 		return err
 	}
 	if cmd.JSON {
-		e.stdout.Write(append(command.AppendMACJSON(nil, cmd.MAC, ip), '\n'))
+		e.stdout.Write(append(command.AppendMACJSON(nil, cmd.MAC, ip, ""), '\n'))
 	} else {
 		fmt.Fprintln(e.stdout, ip)
 	}
 	return nil
 }
 
-// macLoad reads "MAC IP" lines, checks them all, and sends them as one
+// macLoad reads "MAC IP [dev IF]" lines, checks them all, and sends them as one
 // batch.
 func (e *env) macLoad(ctx context.Context, file string) error {
 	data, name, err := e.readInput(file)
@@ -108,19 +99,18 @@ func (e *env) macLoad(ctx context.Context, file string) error {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		m, ip, err := command.ParseMACLine(line)
+		m, ip, dev, err := command.ParseMACLine(line)
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w (nothing loaded)", name, i+1, err)
 		}
-		entries = append(entries, client.MACEntry{MAC: m, IP: ip})
+		entries = append(entries, client.MACEntry{MAC: m, IP: ip, Dev: dev})
 	}
-	c, err := e.dial(ctx)
+	c, err := e.reqConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
 	ctx, done := e.request(ctx, loadScale(len(entries)))
 	defer done()
-	_, err = c.LoadMACs(ctx, entries)
+	_, _, err = c.LoadMACs(ctx, entries)
 	return err
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/rtm-project/rtm/internal/bench"
 	"github.com/rtm-project/rtm/internal/command"
 	"github.com/rtm-project/rtm/internal/mq"
-	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/shm"
 )
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -9,12 +10,14 @@ import (
 	"time"
 
 	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/command"
 	"github.com/rtm-project/rtm/internal/route"
 )
 
 const clientMenu = `rtm client: a local copy of rtmd's tables
-  1) show     print the local routing table
-  2) lookup   longest-prefix match of an address, in the local table
+  1) show     print the local routes: show [SELECTOR] as rtm route show
+              (PREFIX, root P, match A, table T|all, dev, via, proto, ...)
+  2) lookup   the route a lookup of ADDR chooses: lookup ADDR [table T]
   3) status   sequence number, routes, resyncs
   4) macs     print the local MAC table, IPs read from shared memory
   5) mac      look up one MAC in shared memory
@@ -117,28 +120,43 @@ func (e *env) clientMenu(ctx context.Context) error {
 		}
 		switch f[0] {
 		case "1", "show", "s":
-			seq, _ := m.Seq()
-			routes := m.Routes()
-			fmt.Fprintf(e.stdout, "# seq %d, %d routes\n", seq, len(routes))
-			for _, r := range routes {
-				e.printRoute(r, false)
-			}
-		case "2", "lookup", "get", "l":
-			arg := ""
-			if len(f) > 1 {
-				arg = f[1]
-			} else if arg, ok = prompt("address: "); !ok {
-				return nil
-			}
-			a, err := route.ParseAddr("address", arg)
+			sel, err := route.ParseSelector(f[1:], e.family)
 			if err != nil {
 				fmt.Fprintln(e.stdout, "error:", err)
 				continue
 			}
-			if r, ok := m.Lookup(a); ok {
-				e.printRoute(r, false)
+			seq, _ := m.Seq()
+			routes := m.Routes()
+			var picked []route.Route
+			for _, p := range routes {
+				if r := internalRoute(p); sel.Select(&r) {
+					picked = append(picked, r)
+				}
+			}
+			fmt.Fprintf(e.stdout, "# seq %d, %d of %d routes\n", seq, len(picked), len(routes))
+			rw := command.RouteWriter{W: e.stdout}
+			for _, r := range picked {
+				rw.Route(r)
+			}
+		case "2", "lookup", "get", "l":
+			args := f[1:]
+			if len(args) == 0 {
+				arg, ok := prompt("address: ")
+				if !ok {
+					return nil
+				}
+				args = strings.Fields(arg)
+			}
+			// The words of rtm route get.
+			cmd, err := command.Parse(append([]string{"route", "get"}, args...))
+			if err != nil {
+				fmt.Fprintln(e.stdout, "error:", err)
+				continue
+			}
+			if r, ok := m.LookupIn(cmp.Or(cmd.Table, route.TableMain), cmd.Addr); ok {
+				e.printRoute(r)
 			} else {
-				fmt.Fprintf(e.stdout, "no route to %v\n", a)
+				fmt.Fprintf(e.stdout, "no route to %v\n", cmd.Addr)
 			}
 		case "4", "macs":
 			entries := m.MACEntries()

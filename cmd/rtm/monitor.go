@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/command"
+	"github.com/rtm-project/rtm/internal/route"
 )
 
 // monitor prints the table and then every change. Without --follow it ends,
@@ -65,26 +66,37 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 			}
 			op = "resync"
 		}
-		if ev.Table == client.MACs && (ev.Kind == client.Add || ev.Kind == client.Change || ev.Kind == client.Del) {
+		if ev.Object == client.MACs && (ev.Kind == client.Add || ev.Kind == client.Change || ev.Kind == client.Del) {
 			ip := ev.IP
 			if cmd.JSON {
-				b = command.AppendMACEventJSON(b, ev.Seq, op, ev.MAC, ip)
+				b = command.AppendMACEventJSON(b, ev.Seq, op, ev.MAC, ip, ev.Dev)
 			} else {
 				b = append(append(b, op...), " mac "...)
 				b = ev.MAC.AppendTo(b)
-				if ip.IsValid() {
+				if ip.IsValid() && ev.Kind != client.Del {
 					b = ip.AppendTo(append(b, ' '))
+				}
+				if ev.Dev != "" && ev.Kind != client.Del {
+					b = append(append(b, " dev "...), ev.Dev...)
 				}
 			}
 		} else if cmd.JSON {
-			b = command.AppendEventJSON(b, ev.Seq, op, ev.Route)
+			var r route.Route
+			if ev.Kind == client.Add || ev.Kind == client.Change || ev.Kind == client.Del {
+				r = internalRoute(ev.Route)
+			}
+			b = command.AppendEventJSON(b, ev.Seq, op, r)
 		} else {
 			b = append(b, op...)
 			switch ev.Kind {
 			case client.Add, client.Change:
-				b = ev.Route.AppendText(append(b, ' '))
+				// One line, as a multipath route is in ip monitor -o.
+				b = internalRoute(ev.Route).AppendLine(append(b, ' '))
 			case client.Del:
 				b = ev.Route.Dst.AppendTo(append(b, ' '))
+				if ev.Route.Table != 0 && ev.Route.Table != route.TableMain {
+					b = append(append(b, " table "...), route.TableName(ev.Route.Table)...)
+				}
 			default: // synced, flush, resync
 				b = strconv.AppendUint(append(b, " seq "...), ev.Seq, 10)
 			}

@@ -97,4 +97,3 @@ func firstWord(s string) (string, string) {
 	}
 	return s[:i], s[i:]
 }
-

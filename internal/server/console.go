@@ -20,25 +20,26 @@ const consoleMenu = `rtmd console: a menu number, or a command (help for the gra
   2) add a route        6) look up an address         10) add or change a MAC entry
   3) change a route     7) load routes from a file    11) delete a MAC entry
   4) replace a route    8) status                     12) look up a MAC
- 13) flush both tables (registered clients get SIGUSR1)
+ 13) flush both tables, after asking (registered clients get SIGUSR1)
  14) list the connected clients
-  0) stop rtmd`
+  0) stop rtmd, after asking`
 
 // menuItems maps the console menu's numbers to commands, and the arguments
 // they prompt for.
 var menuItems = map[string]struct{ verb, args string }{
-	"1": {"route show", ""}, "2": {"route add", "PREFIX via GATEWAY dev OIF"},
-	"3": {"route change", "PREFIX via GATEWAY dev OIF"}, "4": {"route replace", "PREFIX via GATEWAY dev OIF"},
-	"5": {"route del", "PREFIX"}, "6": {"route get", "ADDR"}, "7": {"route load", "FILE"},
-	"8": {"status", ""}, "9": {"mac show", ""}, "10": {"mac replace", "MAC IP"},
-	"11": {"mac del", "MAC"}, "12": {"mac get", "MAC"},
-	"13": {"flush", ""}, "14": {"clients", ""},
+	"1": {"route show", ""}, "2": {"route add", "ROUTE (as ip route add)"},
+	"3": {"route change", "ROUTE"}, "4": {"route replace", "ROUTE"},
+	"5": {"route del", "PREFIX [table T] [via GW] [dev IF] ..."}, "6": {"route get", "ADDR [table T]"},
+	"7": {"route load", "FILE"}, "8": {"status", ""}, "9": {"mac show", ""},
+	"10": {"mac replace", "MAC IP [dev IF]"}, "11": {"mac del", "MAC"}, "12": {"mac get", "MAC"},
+	"13": {"flush all", ""}, "14": {"clients", ""},
 }
 
 // Console reads admin commands from in until EOF or ctx is done: menu
 // numbers, which prompt for their arguments, or the rtm grammar without the
 // leading "rtm". Commands run on the loop like any client's. stop is called
-// for "0" or "stop".
+// for "0" or "stop". Before "flush all" and "stop" it asks, and anything
+// but y or yes cancels.
 func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, interactive bool, stop func()) {
 	w := bufio.NewWriter(out)
 	defer w.Flush()
@@ -73,14 +74,41 @@ func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, inter
 			}
 			line = item.verb + " " + args
 		}
+		confirm := func(q string) (yes, ok bool) {
+			a, ok := ask(q + " [y/N] ")
+			if !interactive {
+				fmt.Fprintln(w, q, "[y/N]", a)
+			}
+			yes = strings.EqualFold(a, "y") || strings.EqualFold(a, "yes")
+			if ok && !yes {
+				fmt.Fprintln(w, "cancelled")
+			}
+			return yes, ok
+		}
 		switch strings.TrimSpace(line) {
 		case "0", "stop":
-			fmt.Fprintln(w, "stopping rtmd")
-			stop()
-			return
+			yes, ok := confirm("stop rtmd?")
+			if !ok {
+				return
+			}
+			if yes {
+				fmt.Fprintln(w, "stopping rtmd")
+				stop()
+				return
+			}
+			continue
 		case "menu":
 			fmt.Fprintln(w, consoleMenu)
 			continue
+		}
+		if cmd, err := command.ParseLine(line); err == nil && cmd.Verb == command.Flush {
+			yes, ok := confirm("flush all routes and MACs?")
+			if !ok {
+				return
+			}
+			if !yes {
+				continue
+			}
 		}
 		if err := s.consoleCommand(ctx, w, line); err != nil {
 			fmt.Fprintln(w, "error:", err)
@@ -97,25 +125,26 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 	switch cmd.Verb {
 	case command.Help:
 		fmt.Fprintln(w, command.Usage)
-		fmt.Fprintln(w, "menu                                      print the menu")
-		fmt.Fprintln(w, "stop                                      stop rtmd")
+		fmt.Fprintln(w, "menu                            print the menu")
+		fmt.Fprintln(w, "stop                            stop rtmd")
 		return nil
 	case command.RouteShow:
 		v, _, err := s.View(ctx)
 		if err != nil {
 			return err
 		}
-		b := make([]byte, 0, 128)
+		rw := command.RouteWriter{W: w, JSON: cmd.JSON, Oneline: cmd.Oneline}
 		for r := range v.All() {
-			b = b[:0]
-			if cmd.JSON {
-				b = command.AppendRouteJSON(b, r)
-			} else {
-				b = r.AppendText(b)
+			if cmd.Sel.Select(&r) {
+				rw.Route(r)
 			}
-			w.Write(append(b, '\n'))
 		}
-		return nil
+		return rw.Close()
+	case command.RouteFlush:
+		res = s.do(ctx, evRequest{kind: wire.KRouteFlush, sel: cmd.Sel})
+		if res.Err == nil {
+			fmt.Fprintf(w, "%d routes flushed\n", res.Changes)
+		}
 	case command.RouteAdd:
 		res = s.do(ctx, evRequest{kind: wire.KAdd, route: cmd.Route})
 	case command.RouteChange:
@@ -127,15 +156,22 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 	case command.RouteGet:
 		res = s.do(ctx, evRequest{kind: wire.KGet, table: cmd.Table, addr: cmd.Addr})
 		if res.Err == nil {
-			fmt.Fprintln(w, res.Route)
+			rw := command.RouteWriter{W: w, JSON: cmd.JSON, Oneline: cmd.Oneline}
+			rw.Route(res.Route)
+			rw.Close()
 		}
 	case command.RouteLoad:
-		res, err = s.consoleLoad(ctx, cmd.File)
+		var ignored int
+		res, ignored, err = s.consoleLoad(ctx, cmd.File)
 		if err != nil {
 			return err
 		}
 		if res.Err == nil {
-			fmt.Fprintf(w, "%d routes changed\n", res.Changes)
+			fmt.Fprintf(w, "%d routes changed", res.Changes)
+			if ignored > 0 {
+				fmt.Fprintf(w, "; ignored %d words not kept by rtm (scope, linkdown, ...)", ignored)
+			}
+			fmt.Fprintln(w)
 		}
 	case command.MACAdd:
 		res = s.do(ctx, evRequest{kind: wire.KMACAdd, mac: cmd.MAC, ip: cmd.Addr, dev: cmd.Dev})
@@ -173,9 +209,9 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 			}
 			found = true
 			if cmd.JSON {
-				w.Write(append(command.AppendMACJSON(nil, e.mac, e.ip), '\n'))
+				w.Write(append(command.AppendMACJSON(nil, e.mac, e.ip, e.dev), '\n'))
 			} else {
-				fmt.Fprintln(w, e.mac, e.ip)
+				w.Write(append(command.AppendMACText(nil, e.mac, e.ip, e.dev), '\n'))
 			}
 		}
 		if cmd.Verb == command.MACGet && !found {
@@ -188,22 +224,25 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 	if res.Err != nil {
 		return res.Err
 	}
-	if cmd.Verb.IsMutation() && cmd.Verb != command.RouteLoad && cmd.Verb != command.MACLoad {
+	if cmd.Ignored > 0 {
+		fmt.Fprintf(w, "ignored %d words not kept by rtm\n", cmd.Ignored)
+	}
+	if cmd.Verb.IsMutation() && cmd.Verb != command.RouteLoad && cmd.Verb != command.MACLoad && cmd.Verb != command.RouteFlush {
 		fmt.Fprintln(w, "ok")
 	}
 	return nil
 }
 
-// consoleLoad reads a route file and applies it as one batch.
-func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
+// consoleLoad reads a route file, as ip route show prints it, and applies
+// it as one batch. It returns the number of words rtm does not keep.
+func (s *Server) consoleLoad(ctx context.Context, file string) (Result, int, error) {
 	if file == "-" {
-		return Result{}, errors.New("route load: the console reads commands from stdin; give a FILE")
+		return Result{}, 0, errors.New("route load: the console reads commands from stdin; give a FILE")
 	}
-	f, err := os.Open(file)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return Result{}, err
+		return Result{}, 0, err
 	}
-	defer f.Close()
 	w := wire.RouteWriter{Head: nil}
 	batch := new(loadBatch)
 	stage := func(frame []byte) error {
@@ -212,35 +251,33 @@ func (s *Server) consoleLoad(ctx context.Context, file string) (Result, error) {
 		}
 		return batch.add(frame[wire.HeaderLen:], s.cfg.MaxLoad)
 	}
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
+	ignored := 0
+	for line, text := range route.Lines(string(data)) {
+		text = strings.TrimSpace(text)
 		if text == "" || text[0] == '#' {
 			continue
 		}
-		r, err := route.ParseLine(text)
+		r, n, err := route.ParseLine(text)
 		if err != nil {
-			return Result{}, fmt.Errorf("%s:%d: %w (nothing loaded)", file, line, err)
+			return Result{}, 0, fmt.Errorf("%s:%d: %w (nothing loaded)", file, line, err)
 		}
+		ignored += n
 		w.Add(r)
 		if w.Full() {
 			if err := stage(w.Flush()); err != nil {
-				return Result{}, err
+				return Result{}, 0, err
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return Result{}, err
-	}
 	if err := stage(w.Flush()); err != nil {
-		return Result{}, err
+		return Result{}, 0, err
 	}
 	ch := make(chan Result, 1)
 	ev := evRequest{kind: wire.KLoad, load: batch, done: func(r Result) { ch <- r }}
 	select {
 	case s.events <- ev:
 	case <-ctx.Done():
-		return Result{}, ctx.Err()
+		return Result{}, 0, ctx.Err()
 	}
-	return <-ch, nil
+	return <-ch, ignored, nil
 }

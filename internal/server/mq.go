@@ -173,6 +173,8 @@ func parseQueueLine(line string) (evRequest, error) {
 		r.kind = wire.KReplace
 	case command.RouteDel:
 		r.kind = wire.KDel
+	case command.RouteFlush:
+		r.kind = wire.KRouteFlush
 	case command.MACAdd:
 		r.kind = wire.KMACAdd
 	case command.MACChange:
@@ -184,7 +186,7 @@ func parseQueueLine(line string) (evRequest, error) {
 	case command.Flush:
 		r.kind = wire.KFlush
 	default:
-		return evRequest{}, fmt.Errorf("%v is not a queue command (the queue takes changes: route and mac add, change, replace, del, and flush)", cmd.Verb)
+		return evRequest{}, fmt.Errorf("%v is not a queue command (the queue takes changes: route add, change, replace, del, flush SELECTOR; mac add, change, replace, del; flush all)", cmd.Verb)
 	}
 	return r, nil
 }

@@ -23,29 +23,49 @@ func TestCLIRoutes(t *testing.T) {
 		code     int
 		out, err string // substrings; out "=" prefix means exact
 	}{
-		{args: "route add 10.0.0.7/24 via 10.1.1.1 dev eth0"},
-		{args: "route add 10.0.0.0/24 via 10.1.1.2 dev eth0", code: 1, err: "rtmd: route 10.0.0.0/24 exists"},
+		{args: "route add 10.0.0.7/24 via 10.1.1.1 dev eth0", code: 2, err: `invalid dst "10.0.0.7/24": invalid prefix for given prefix length (host bits set); did you mean 10.0.0.0/24?`},
+		{args: "route add 10.0.0.0/24 via 10.1.1.1 dev eth0"},
+		{args: "route add 10.0.0.0/24 via 10.1.1.2 dev eth0", code: 1, err: "rtmd: route 10.0.0.0/24 table main exists"},
 		{args: "route change 10.0.0.0/24 via 10.1.1.2 dev eth1"},
-		{args: "route change 10.9.0.0/24 via 10.1.1.2 dev eth1", code: 1, err: "no route for 10.9.0.0/24"},
+		{args: "route change 10.9.0.0/24 via 10.1.1.2 dev eth1", code: 1, err: "no route 10.9.0.0/24 table main"},
 		{args: "route replace 2001:db8::/32 via fe80::1 dev eth2"},
-		{args: "r rep 0.0.0.0/0 via 192.0.2.1 dev wan"},
-		{args: "route del 10.9.0.0/16", code: 1, err: "no route for 10.9.0.0/16"},
+		{args: "r rep default via 192.0.2.1 dev wan metric 100 scope link", err: "rtm: ignored 1 word (scope) not kept by rtm"},
+		{args: "route add 10.7.0.0/16 dev eth3 proto bgp table 100"},
+		{args: "route add unreachable 10.8.0.0/16 table 100 metric 5"},
+		{args: "route add 10.9.0.0/16 nexthop via 10.1.1.1 dev eth0 weight 2 nexthop via 10.1.1.2 dev eth1"},
+		{args: "route del 10.9.0.0/16 via 10.1.1.3", code: 1, err: "no route 10.9.0.0/16 table main matches"},
+		{args: "route del 10.99.0.0/16", code: 1, err: "no route 10.99.0.0/16 table main"},
 		{args: "route add 10.0.0.0/33 via 1.1.1.1 dev x", code: 2, err: `invalid dst "10.0.0.0/33"`},
-		{args: "route add 10.0.0.0/8 via ::1 dev x", code: 2, err: `invalid gateway "::1"`},
 		{args: "route add 10.0.0.0/8 via 1.1.1.1 dev " + strings.Repeat("x", 32), code: 2, err: "invalid dev"},
-		{args: "route add 10.0.0.0/8 via 1.1.1.1", code: 2, err: `missing "dev OIF"`},
+		{args: "route add 10.0.0.0/8 via 1.1.1.1 frob 1", code: 2, err: `"frob"`},
 		{args: "route frob", code: 2, err: `unknown route command "frob"`},
 		{args: "--bogus route show", code: 2, err: `unknown global flag "--bogus"`},
-		{args: "route show", out: "=0.0.0.0/0 via 192.0.2.1 dev wan\n10.0.0.0/24 via 10.1.1.2 dev eth1\n2001:db8::/32 via fe80::1 dev eth2\n"},
-		{args: "route get 10.0.0.99", out: "=10.0.0.0/24 via 10.1.1.2 dev eth1\n"},
-		{args: "route get 10.1.0.99 -j", out: `={"dst": "0.0.0.0/0", "gateway": "192.0.2.1", "dev": "wan"}` + "\n"},
+		{args: "route show", out: "=default via 192.0.2.1 dev wan proto static metric 100\n" +
+			"10.0.0.0/24 via 10.1.1.2 dev eth1 proto static\n" +
+			"10.9.0.0/16 proto static\n\tnexthop via 10.1.1.1 dev eth0 weight 2\n\tnexthop via 10.1.1.2 dev eth1 weight 1\n" +
+			"2001:db8::/32 via fe80::1 dev eth2 proto static\n"},
+		{args: "-o route show 10.9.0.0/16", out: "=10.9.0.0/16 proto static nexthop via 10.1.1.1 dev eth0 weight 2 nexthop via 10.1.1.2 dev eth1 weight 1\n"},
+		{args: "route show table 100", out: "=10.7.0.0/16 dev eth3 table 100 proto bgp\nunreachable 10.8.0.0/16 table 100 proto static metric 5\n"},
+		{args: "route show table all dev eth3", out: "=10.7.0.0/16 dev eth3 table 100 proto bgp\n"},
+		{args: "route show root 10.0.0.0/8 table all", out: "=10.0.0.0/24 via 10.1.1.2 dev eth1 proto static\n10.9.0.0/16 proto static\n\tnexthop via 10.1.1.1 dev eth0 weight 2\n\tnexthop via 10.1.1.2 dev eth1 weight 1\n10.7.0.0/16 dev eth3 table 100 proto bgp\nunreachable 10.8.0.0/16 table 100 proto static metric 5\n"},
+		{args: "route show match 10.0.0.1", out: "=default via 192.0.2.1 dev wan proto static metric 100\n10.0.0.0/24 via 10.1.1.2 dev eth1 proto static\n"},
+		{args: "route show via 10.1.1.1", out: "=10.9.0.0/16 proto static\n\tnexthop via 10.1.1.1 dev eth0 weight 2\n\tnexthop via 10.1.1.2 dev eth1 weight 1\n"},
+		{args: "route show frob", code: 2, err: `"frob"`},
+		{args: "route get 10.0.0.99", out: "=10.0.0.0/24 via 10.1.1.2 dev eth1 proto static\n"},
+		{args: "route get 10.8.1.1 table 100", out: "=unreachable 10.8.0.0/16 table 100 proto static metric 5\n"},
+		{args: "route get 10.1.0.99 -j", out: `=[{"dst":"default","gateway":"192.0.2.1","dev":"wan","protocol":"static","metric":100,"flags":[]}]` + "\n"},
 		{args: "route get 2001:db9::1", code: 1, err: "no route to 2001:db9::1"},
 		{args: "route get banana", code: 2, err: `invalid address "banana"`},
 		{args: "route load -", stdin: "10.5.0.0/16 via 10.1.1.1 dev a\n\n# comment\n10.6.0.0/16 via 10.1.1.1 dev\n", code: 1, err: "stdin:4: "},
-		{args: "route get 10.5.0.1", out: "=0.0.0.0/0 via 192.0.2.1 dev wan\n"}, // the bad batch changed nothing
+		{args: "route get 10.5.0.1", out: "=default via 192.0.2.1 dev wan proto static metric 100\n"}, // the bad batch changed nothing
 		{args: "route load -", stdin: "10.6.0.0/16 via 10.1.1.1 dev a\n10.5.0.0/16 via 10.1.1.1 dev a\n10.5.0.0/16 via 10.1.1.3 dev b\n"},
-		{args: "route get 10.5.0.1", out: "=10.5.0.0/16 via 10.1.1.3 dev b\n"}, // the later line wins
-		{args: "route del 0.0.0.0/0"},
+		{args: "route get 10.5.0.1", out: "=10.5.0.0/16 via 10.1.1.3 dev b proto static\n"}, // the later line wins
+		{args: "route flush", code: 2, err: "route flush: give a SELECTOR"},
+		{args: "route f table all", code: 2, err: "flush is never abbreviated"},
+		{args: "route flush root 10.5.0.0/15"},
+		{args: "route get 10.5.0.1", out: "=default via 192.0.2.1 dev wan proto static metric 100\n"},
+		{args: "route del default"},
+		{args: "route del 10.7.0.0/16 table 100 proto bgp dev eth3"},
 	}
 	for _, s := range steps {
 		out, errs, code := d.rtm(s.stdin, strings.Fields(s.args)...)
@@ -61,12 +81,15 @@ func TestCLIRoutes(t *testing.T) {
 			t.Errorf("rtm %s: stderr %q, want it to contain %q", s.args, errs, s.err)
 		}
 	}
-	var got []map[string]string
+	var got []map[string]any
 	if err := json.Unmarshal([]byte(d.mustRtm("route", "show", "-j")), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 4 || got[0]["dst"] != "10.0.0.0/24" || got[3]["dev"] != "eth2" {
+	if len(got) != 3 || got[0]["dst"] != "10.0.0.0/24" || got[2]["dev"] != "eth2" || got[1]["nexthops"] == nil {
 		t.Errorf("route show -j = %v", got)
+	}
+	if out := d.mustRtm("route", "show", "table", "all"); strings.Contains(out, "table 100") {
+		t.Errorf("route del with its table left %q", out)
 	}
 }
 
@@ -89,18 +112,24 @@ func TestMonitorJSON(t *testing.T) {
 		return lines.Text()
 	}
 	want := []string{
-		`{"seq": 1, "table": "route", "op": "add", "dst": "10.0.0.0/8", "gateway": "10.1.1.1", "dev": "eth0"}`,
-		`{"seq": 1, "op": "synced"}`,
-		`{"seq": 2, "table": "route", "op": "change", "dst": "10.0.0.0/8", "gateway": "10.1.1.2", "dev": "eth0"}`,
-		`{"seq": 3, "table": "route", "op": "add", "dst": "::/0", "gateway": "::1", "dev": "lo"}`,
-		`{"seq": 4, "table": "route", "op": "del", "dst": "10.0.0.0/8"}`,
+		`{"seq":1,"op":"add","kind":"route","dst":"10.0.0.0/8","gateway":"10.1.1.1","dev":"eth0","protocol":"static","flags":[]}`,
+		`{"seq":1,"op":"synced"}`,
+		`{"seq":2,"op":"change","kind":"route","dst":"10.0.0.0/8","gateway":"10.1.1.2","dev":"eth0","protocol":"static","flags":[]}`,
+		`{"seq":3,"op":"add","kind":"route","dst":"default","gateway":"::1","dev":"lo","table":"7","protocol":"bgp","metric":5,"flags":[]}`,
+		`{"seq":4,"op":"del","kind":"route","dst":"10.0.0.0/8"}`,
+		`{"seq":5,"op":"del","kind":"route","dst":"default","table":"7"}`,
+		`{"seq":6,"op":"add","kind":"mac","dst":"10.0.0.1","dev":"eth0","lladdr":"02:00:00:00:00:01"}`,
+		`{"seq":7,"op":"del","kind":"mac","lladdr":"02:00:00:00:00:01"}`,
 	}
 	for i, w := range want {
 		if i == 2 {
 			d.mustRtm("route", "replace", "10.0.0.0/8", "via", "10.1.1.2", "dev", "eth0")
 			d.mustRtm("route", "replace", "10.0.0.0/8", "via", "10.1.1.2", "dev", "eth0") // no change, no line
-			d.mustRtm("route", "add", "::/0", "via", "::1", "dev", "lo")
+			d.mustRtm("-6", "route", "add", "default", "via", "::1", "dev", "lo", "table", "7", "proto", "bgp", "metric", "5")
 			d.mustRtm("route", "del", "10.0.0.0/8")
+			d.mustRtm("route", "flush", "table", "7")
+			d.mustRtm("mac", "add", "02:00:00:00:00:01", "10.0.0.1", "dev", "eth0")
+			d.mustRtm("mac", "del", "02:00:00:00:00:01")
 		}
 		if got := next(); got != w {
 			t.Errorf("line %d = %s\nwant       %s", i+1, got, w)
@@ -137,16 +166,18 @@ func TestClientMenu(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	io.WriteString(stdin, "1\n2 10.1.2.3\nlookup\n10.200.0.1\nget 11.0.0.1\nfrob\nstatus\nquit\n")
+	io.WriteString(stdin, "1\n2 10.1.2.3\nlookup\n10.200.0.1\nget 11.0.0.1\nfrob\nstatus\nshow root 10.1.0.0/16\nshow frob\nquit\n")
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("rtm client: %v: %s", err, &stderr)
 	}
 	out := stdout.String()
 	for _, want := range []string{
-		"# seq 2, 2 routes\n10.0.0.0/8 via 10.1.1.1 dev eth0\n10.1.0.0/16 via 10.1.1.2 dev eth1\n",
-		"rtm client> 10.1.0.0/16 via 10.1.1.2 dev eth1\n",
-		"address: 10.0.0.0/8 via 10.1.1.1 dev eth0\n",
+		"# seq 2, 2 of 2 routes\n10.0.0.0/8 via 10.1.1.1 dev eth0 proto static\n10.1.0.0/16 via 10.1.1.2 dev eth1 proto static\n",
+		"rtm client> 10.1.0.0/16 via 10.1.1.2 dev eth1 proto static\n",
+		"address: 10.0.0.0/8 via 10.1.1.1 dev eth0 proto static\n",
+		"# seq 2, 1 of 2 routes\n10.1.0.0/16 via 10.1.1.2 dev eth1 proto static\n",
+		`error: invalid keyword "frob"`,
 		"no route to 11.0.0.1\n",
 		`unknown choice "frob"`,
 		"seq 2, 2 routes, 0 resyncs",
@@ -164,26 +195,31 @@ func TestClientMenu(t *testing.T) {
 	}
 }
 
-// TestConsole drives rtmd's console through a stdin pipe with -console.
+// TestConsole drives rtmd's console through a stdin pipe with -console:
+// the grammar, selectors, and the questions before flush all and stop.
 func TestConsole(t *testing.T) {
 	d := startRtmd(t, "-console")
-	fmt.Fprint(d.stdin, "route add 10.0.0.0/8 via 10.1.1.1 dev eth0\n2\n10.2.0.0/16 via 10.1.1.1 dev eth2\n6 10.2.3.4\nroute add 1.2.3.4/40 via 1.1.1.1 dev x\n1\n")
+	fmt.Fprint(d.stdin, "route add 10.0.0.0/8 via 10.1.1.1 dev eth0\n2\n10.2.0.0/16 via 10.1.1.1 dev eth2\n6 10.2.3.4\n"+
+		"route add 1.2.3.4/40 via 1.1.1.1 dev x\nroute add 10.3.0.0/16 dev eth3 table 9\n"+
+		"flush all\nn\nf all\nstop\nno\n13\nmaybe\nroute flush table 9\nroute show table all dev eth2\n1\n")
 	d.stdin.Close()
-	want := "10.0.0.0/8 via 10.1.1.1 dev eth0\n10.2.0.0/16 via 10.1.1.1 dev eth2\n"
+	want := "10.0.0.0/8 via 10.1.1.1 dev eth0 proto static\n10.2.0.0/16 via 10.1.1.1 dev eth2 proto static\n"
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(d.stdout.String(), want) {
+	for !strings.Contains(d.stdout.String(), "routes flushed\n10.2.0.0/16 via 10.1.1.1 dev eth2 proto static\n"+want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("console output lacks the table:\n%s", d.stdout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	out := d.stdout.String()
-	for _, w := range []string{"ok\nok\n10.2.0.0/16 via 10.1.1.1 dev eth2\n", `error: route add: invalid dst "1.2.3.4/40"`} {
+	for _, w := range []string{"ok\nok\n10.2.0.0/16 via 10.1.1.1 dev eth2 proto static\n", `error: route add: invalid dst "1.2.3.4/40"`,
+		"flush all routes and MACs? [y/N] n\ncancelled\n", `error: command "f": flush is never abbreviated`,
+		"stop rtmd? [y/N] no\ncancelled\n", "flush all routes and MACs? [y/N] maybe\ncancelled\n", "1 routes flushed\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("console output lacks %q:\n%s", w, out)
 		}
 	}
-	if got := d.mustRtm("route", "show"); got != want {
+	if got := d.mustRtm("route", "show", "table", "all"); got != want {
 		t.Errorf("route show after console = %q, want %q", got, want)
 	}
 }

@@ -122,7 +122,7 @@ func TestCompat(t *testing.T) {
 	for i := range 3000 {
 		if i == 1500 {
 			clients = append(clients, startC())
-			d.mustRtm("flush")
+			d.mustRtm("flush", "all")
 		}
 		r := randRoute(rng)
 		switch rng.IntN(6) {

@@ -59,7 +59,7 @@ func TestFlush(t *testing.T) {
 		subs = append(subs, registeredSubscriber(t, d.socket))
 	}
 	waitRegistered(t, d, 5)
-	d.mustRtm("flush")
+	d.mustRtm("flush", "all")
 	d.mustRtm("route", "add", "10.9.0.0/16", "via", "10.1.1.1", "dev", "eth0")
 	d.mustRtm("mac", "add", "02:00:00:00:00:02", "10.0.0.2")
 	want, seq := d.tables()
@@ -137,7 +137,7 @@ func TestKilledClient(t *testing.T) {
 			t.Errorf("killed client %d still listed", deadPid)
 		}
 	}
-	d.mustRtm("flush")
+	d.mustRtm("flush", "all")
 	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
 	want, seq := d.tables()
 	if got, _, _ := live.dumpAll(t, seq); !slices.Equal(got, want) {
@@ -176,7 +176,7 @@ func TestUnprivilegedMutation(t *testing.T) {
 	if err == nil || !strings.Contains(out, "permission denied") {
 		t.Errorf("route add as uid 65534: %v, %s; want permission denied", err, out)
 	}
-	out, err = run("flush")
+	out, err = run("flush", "all")
 	if err == nil || !strings.Contains(out, "permission denied") {
 		t.Errorf("flush as uid 65534: %v, %s; want permission denied", err, out)
 	}

@@ -194,7 +194,7 @@ func TestGroupMember(t *testing.T) {
 	if out, _ := outsiderRun("status"); !strings.Contains(out, "connect: permission denied") {
 		t.Errorf("status as uid %d: %q; want connect: permission denied", outsider, out)
 	}
-	if out, _ := outsiderRun("--via", "mq", "flush"); !strings.Contains(out, "mq_open: permission denied") {
+	if out, _ := outsiderRun("--via", "mq", "flush", "all"); !strings.Contains(out, "mq_open: permission denied") {
 		t.Errorf("--via mq flush as uid %d: %q; want mq_open: permission denied", outsider, out)
 	}
 	if st := d.status(); st.Seq != 2 || st.Routes4 != 2 {

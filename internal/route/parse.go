@@ -38,11 +38,14 @@ func ParseFields(words []string) (r Route, ignored int, err error) {
 // Words are separated by any white space, newlines included, so the lines
 // of a multipath route as `ip route show` prints them parse as one (see
 // NextLine). What is not given is as in Simple: table main, type unicast,
-// proto static, weight 1.
+// proto static, weight 1. (ip route add puts a local route in the local
+// table unless told, but ip route show prints one in main without a table:
+// rtm reads what ip prints.)
 //
 // Words that ip prints or takes but rtm does not keep (scope, linkdown,
 // onlink, expires, pref, mtu, ...) are skipped with their values; ignored
-// counts them. Any other word is an error, and every error is a
+// counts them, and the "dev lo" ip prints for an IPv6 route without next
+// hops (blackhole, ...). Any other word is an error, and every error is a
 // *FieldError that names the field and the bad value. The route passed
 // Validate.
 //
@@ -282,7 +285,13 @@ func (p *parser) parse() error {
 		}
 	}
 	if gave&(gaveVia|gaveDev) != 0 {
-		r.Hops = append(r.Hops, hop)
+		// ip prints "dev lo" for IPv6 blackhole, unreachable, prohibit
+		// and throw routes; the kernel puts it there, not the user.
+		if !r.Type.HasHops() && hop == (NextHop{Dev: "lo", Weight: 1}) {
+			p.ignored++
+		} else {
+			r.Hops = append(r.Hops, hop)
+		}
 	}
 	return r.Validate()
 }

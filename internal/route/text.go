@@ -17,7 +17,9 @@ func (r Route) String() string {
 //
 //	[TYPE ]DST|default [via [inet6 ]GW] [dev DEV] [table T] [proto P] [src S] [metric M]
 //
-// The type is written unless unicast, the table unless main, the protocol
+// The type is written unless unicast, the table unless main (always for a
+// local route, which ip route add puts in the local table unless told),
+// the protocol
 // unless boot, the metric unless 0. An IPv6 default route is written
 // "default" only when a gateway or src shows its family, else "::/0", so
 // that it reads back as IPv6 without -6. A multipath route writes its next hops
@@ -49,7 +51,7 @@ func (r *Route) appendText(b []byte, hopSep string) []byte {
 	if len(r.Hops) == 1 {
 		b = appendHop(b, r.Hops[0], r.Dst)
 	}
-	if r.Table != TableMain {
+	if r.Table != TableMain || r.Type == Local {
 		b = append(b, " table "...)
 		b = appendTable(b, r.Table)
 	}

@@ -47,7 +47,8 @@ func TestCLIRoutes(t *testing.T) {
 		{args: "-o route show 10.9.0.0/16", out: "=10.9.0.0/16 proto static nexthop via 10.1.1.1 dev eth0 weight 2 nexthop via 10.1.1.2 dev eth1 weight 1\n"},
 		{args: "route show table 100", out: "=10.7.0.0/16 dev eth3 table 100 proto bgp\nunreachable 10.8.0.0/16 table 100 proto static metric 5\n"},
 		{args: "route show table all dev eth3", out: "=10.7.0.0/16 dev eth3 table 100 proto bgp\n"},
-		{args: "route show root 10.0.0.0/8 table all", out: "=10.0.0.0/24 via 10.1.1.2 dev eth1 proto static\n10.9.0.0/16 proto static\n\tnexthop via 10.1.1.1 dev eth0 weight 2\n\tnexthop via 10.1.1.2 dev eth1 weight 1\n10.7.0.0/16 dev eth3 table 100 proto bgp\nunreachable 10.8.0.0/16 table 100 proto static metric 5\n"},
+		// Tables in order of their numbers: 100 before main (254).
+		{args: "route show root 10.0.0.0/8 table all", out: "=10.7.0.0/16 dev eth3 table 100 proto bgp\nunreachable 10.8.0.0/16 table 100 proto static metric 5\n10.0.0.0/24 via 10.1.1.2 dev eth1 proto static\n10.9.0.0/16 proto static\n\tnexthop via 10.1.1.1 dev eth0 weight 2\n\tnexthop via 10.1.1.2 dev eth1 weight 1\n"},
 		{args: "route show match 10.0.0.1", out: "=default via 192.0.2.1 dev wan proto static metric 100\n10.0.0.0/24 via 10.1.1.2 dev eth1 proto static\n"},
 		{args: "route show via 10.1.1.1", out: "=10.9.0.0/16 proto static\n\tnexthop via 10.1.1.1 dev eth0 weight 2\n\tnexthop via 10.1.1.2 dev eth1 weight 1\n"},
 		{args: "route show frob", code: 2, err: `"frob"`},
@@ -62,7 +63,8 @@ func TestCLIRoutes(t *testing.T) {
 		{args: "route get 10.5.0.1", out: "=10.5.0.0/16 via 10.1.1.3 dev b proto static\n"}, // the later line wins
 		{args: "route flush", code: 2, err: "route flush: give a SELECTOR"},
 		{args: "route f table all", code: 2, err: "flush is never abbreviated"},
-		{args: "route flush root 10.5.0.0/15"},
+		{args: "route flush root 10.5.0.0/15", code: 2, err: "did you mean 10.4.0.0/15?"},
+		{args: "route flush root 10.4.0.0/14"},
 		{args: "route get 10.5.0.1", out: "=default via 192.0.2.1 dev wan proto static metric 100\n"},
 		{args: "route del default"},
 		{args: "route del 10.7.0.0/16 table 100 proto bgp dev eth3"},
@@ -88,7 +90,7 @@ func TestCLIRoutes(t *testing.T) {
 	if len(got) != 3 || got[0]["dst"] != "10.0.0.0/24" || got[2]["dev"] != "eth2" || got[1]["nexthops"] == nil {
 		t.Errorf("route show -j = %v", got)
 	}
-	if out := d.mustRtm("route", "show", "table", "all"); strings.Contains(out, "table 100") {
+	if out := d.mustRtm("route", "show", "table", "all"); strings.Contains(out, "10.7.0.0") {
 		t.Errorf("route del with its table left %q", out)
 	}
 }

@@ -63,7 +63,7 @@ func TestFlush(t *testing.T) {
 	d.mustRtm("route", "add", "10.9.0.0/16", "via", "10.1.1.1", "dev", "eth0")
 	d.mustRtm("mac", "add", "02:00:00:00:00:02", "10.0.0.2")
 	want, seq := d.tables()
-	wantLines := []string{"10.9.0.0/16 via 10.1.1.1 dev eth0", "mac 02:00:00:00:00:02 10.0.0.2"}
+	wantLines := []string{"10.9.0.0/16 via 10.1.1.1 dev eth0 proto static", "mac 02:00:00:00:00:02 10.0.0.2"}
 	if !slices.Equal(want, wantLines) {
 		t.Fatalf("rtmd after flush = %q, want %q", want, wantLines)
 	}
@@ -181,7 +181,7 @@ func TestUnprivilegedMutation(t *testing.T) {
 		t.Errorf("flush as uid 65534: %v, %s; want permission denied", err, out)
 	}
 	out, err = run("route", "show")
-	if err != nil || out != "10.0.0.0/8 via 10.1.1.1 dev eth0\n" {
+	if err != nil || out != "10.0.0.0/8 via 10.1.1.1 dev eth0 proto static\n" {
 		t.Errorf("route show as uid 65534: %v, %q", err, out)
 	}
 	if got, _ := d.table(); len(got) != 1 {

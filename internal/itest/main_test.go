@@ -299,7 +299,7 @@ func (d *daemon) tables() ([]string, uint64) {
 		d.t.Fatalf("MAC snapshot: %v (seq %d, routes at %d)", err, seq2, seq)
 	}
 	for _, e := range macs {
-		lines = append(lines, fmt.Sprint("mac ", e.MAC, " ", e.IP, " ", e.Dev))
+		lines = append(lines, strings.TrimSpace(fmt.Sprint("mac ", e.MAC, " ", e.IP, " ", e.Dev)))
 	}
 	return lines, seq
 }
@@ -407,7 +407,7 @@ func helperMain() {
 			fmt.Fprintln(w, r)
 		}
 		for _, e := range m.MACEntries() {
-			fmt.Fprint(w, "mac ", e.MAC, " ", e.IP, " ", e.Dev, "\n")
+			fmt.Fprintln(w, strings.TrimSpace(fmt.Sprint("mac ", e.MAC, " ", e.IP, " ", e.Dev)))
 		}
 		fmt.Fprintf(w, "end resyncs=%d signals=%d\n", m.Resyncs(), m.FlushSignals())
 		w.Flush()

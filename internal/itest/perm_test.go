@@ -127,7 +127,7 @@ func TestQueueModeUmask(t *testing.T) {
 			}
 			d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
 			as := func(args ...string) (string, error) { return d.rtmAs(tc.uid, tc.gid, tc.groups, args...) }
-			if out, err := as("route", "show"); err != nil || out != "10.0.0.0/8 via 10.1.1.1 dev eth0\n" {
+			if out, err := as("route", "show"); err != nil || out != "10.0.0.0/8 via 10.1.1.1 dev eth0 proto static\n" {
 				t.Errorf("route show by uid %d in the socket's group: %v, %q", tc.uid, err, out)
 			}
 			add := []string{"route", "add", "10.9.0.0/16", "via", "10.1.1.1", "dev", "eth0"}
@@ -173,7 +173,7 @@ func TestGroupMember(t *testing.T) {
 	if st := d.status(); st.Inputs["queue"].Accepted != 1 || st.Inputs["socket"].Accepted < 1 {
 		t.Errorf("inputs %+v; want the queue's change and the socket's accepted", st.Inputs)
 	}
-	want := "10.1.0.0/16 via 10.1.1.1 dev eth0\n10.2.0.0/16 via 10.1.1.1 dev eth0\n"
+	want := "10.1.0.0/16 via 10.1.1.1 dev eth0 proto static\n10.2.0.0/16 via 10.1.1.1 dev eth0 proto static\n"
 	if out, err := member("route", "show"); err != nil || out != want {
 		t.Errorf("route show by member: %v, %q; want %q", err, out, want)
 	}

@@ -72,7 +72,7 @@ func TestQueueFromC(t *testing.T) {
 	if q := st.Inputs["queue"]; q.Accepted != 3 || q.Rejected != 2 {
 		t.Errorf("queue counters %+v, want 3 accepted, 2 rejected", q)
 	}
-	if got := d.mustRtm("route", "show"); got != "10.0.0.0/8 via 10.1.1.1 dev eth0\n10.1.0.0/16 via 10.1.1.1 dev eth0\n" {
+	if got := d.mustRtm("route", "show"); got != "10.0.0.0/8 via 10.1.1.1 dev eth0 proto static\n10.1.0.0/16 via 10.1.1.1 dev eth0 proto static\n" {
 		t.Errorf("routes after the C client: %q", got)
 	}
 	for _, w := range []string{`invalid dst \"10.2.0.0/33\"`, `unknown command \"bogus\"`} {

@@ -325,7 +325,7 @@ func TestMonitorFollowWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := bufio.NewScanner(stdout)
-	for _, w := range []string{"add 10.0.0.0/8 via 10.1.1.1 dev eth0", "synced seq 1"} {
+	for _, w := range []string{"add 10.0.0.0/8 via 10.1.1.1 dev eth0 proto static", "synced seq 1"} {
 		if !out.Scan() {
 			t.Fatalf("monitor ended: %v", out.Err())
 		}

@@ -274,4 +274,3 @@ func (d *daemon) mustRtmIn(stdin string, args ...string) string {
 	}
 	return out
 }
-

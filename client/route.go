@@ -77,7 +77,7 @@ func (r Route) String() string {
 	if err != nil {
 		return r.Dst.String() + " (invalid: " + err.Error() + ")"
 	}
-	return ir.String()
+	return string(ir.AppendLine(nil))
 }
 
 // internal converts r, filling in defaults, and validates it.

@@ -383,7 +383,7 @@ func (e *env) closeConn() {
 // one line, and returns once it is queued.
 func (e *env) sendQueue(ctx context.Context, cmd command.Command, words []string) error {
 	if !cmd.Verb.IsMutation() || cmd.Verb == command.RouteLoad || cmd.Verb == command.MACLoad {
-		return usageError{fmt.Errorf("--via mq: %v cannot go through the queue (route and mac add, change, replace, del, and flush can)", cmd.Verb)}
+		return usageError{fmt.Errorf("--via mq: %v cannot go through the queue (route add, change, replace, del and flush, mac add, change, replace and del, and flush all can)", cmd.Verb)}
 	}
 	name := e.mq
 	if name == "" {
@@ -398,7 +398,11 @@ func (e *env) sendQueue(ctx context.Context, cmd command.Command, words []string
 	}
 	defer q.Close()
 	q.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return q.Send([]byte(strings.Join(words, " ")), 0)
+	line := strings.Join(words, " ")
+	if e.family != 0 {
+		line = fmt.Sprintf("-%d %s", e.family, line) // rtmd reads -4 and -6 too
+	}
+	return q.Send([]byte(line), 0)
 }
 
 // noQueue explains a missing queue: rtmd runs without one (-mq off) or

@@ -117,7 +117,8 @@ bench [-j] [-routes N] [...]    measure rtm against the IPC limit, the kernel, R
 monitor [-j] [--follow]         print the tables, then every change
 client                          keep a local copy and open its menu
 help                            print this text
--4 or -6 before a command reads "default" as 0.0.0.0/0 or ::/0.
+-4 or -6 before a command reads "default" as 0.0.0.0/0 or ::/0, and limits
+route show and route flush to that family.
 Words may be abbreviated ("r sh" is "route show"), but flush is spelt out.`
 
 var objects = []string{"route", "mac", "monitor", "client", "clients", "flush", "status", "help"}
@@ -303,13 +304,13 @@ func (o Options) parseRoute(args []string) (Command, error) {
 	case "show", "list":
 		c.Verb = RouteShow
 		args, c.JSON, c.Oneline = outputFlags(args)
-		c.Sel, err = route.ParseSelector(args, o.Family)
+		c.Sel, err = o.parseSelector(args)
 	case "flush":
 		c.Verb = RouteFlush
 		if len(args) == 0 {
 			return Command{}, errors.New(`route flush: give a SELECTOR ("table all" for every route; flush all empties the MAC table too)`)
 		}
-		c.Sel, err = route.ParseSelector(args, o.Family)
+		c.Sel, err = o.parseSelector(args)
 	case "get":
 		c.Verb = RouteGet
 		args, c.JSON, _ = outputFlags(args)
@@ -319,6 +320,20 @@ func (o Options) parseRoute(args []string) (Command, error) {
 		return Command{}, fmt.Errorf("route %s: %w", verb, err)
 	}
 	return c, nil
+}
+
+// parseSelector reads the selector of route show and route flush. With a
+// family and no prefix, it picks the routes of that family, as ip -4 and
+// ip -6 do: root 0.0.0.0/0 or root ::/0.
+func (o Options) parseSelector(args []string) (route.Selector, error) {
+	s, err := route.ParseSelector(args, o.Family)
+	if err == nil && s.Mode == route.AnyPrefix && o.Family != 0 {
+		s.Mode, s.Prefix = route.Root, netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if o.Family == 6 {
+			s.Prefix = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+	}
+	return s, err
 }
 
 // parseDel reads the words of `route del`: an optional type, a prefix, and

@@ -3,6 +3,7 @@ package compat_test
 import (
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -12,7 +13,7 @@ import (
 
 // TestGolden pins the record, byte for byte.
 func TestGolden(t *testing.T) {
-	r, _ := route.ParseLine("10.20.30.0/24 via 192.168.100.254 dev eth0")
+	r := simple("10.20.30.0/24", "192.168.100.254", "eth0")
 	got, err := compat.Append(nil, compat.Update, r)
 	if err != nil {
 		t.Fatal(err)
@@ -30,33 +31,54 @@ func TestGolden(t *testing.T) {
 		t.Errorf("%d bytes", len(got))
 	}
 	back, err := compat.Decode(got)
-	if err != nil || back.Op != compat.Update || back.Route != r {
+	if err != nil || back.Op != compat.Update || !back.Route.Equal(&r) {
 		t.Errorf("Decode = %+v, %v", back, err)
 	}
-	max, _ := route.ParseLine("255.255.255.255/32 via 255.255.255.254 dev " + strings.Repeat("x", 31))
+	max := simple("255.255.255.255/32", "255.255.255.254", strings.Repeat("x", route.MaxDevLen))
 	rec, err := compat.Append(nil, compat.Create, max)
 	if err != nil || rec[19] != 0 || rec[37] != 0 || rec[69] != 0 {
 		t.Errorf("the longest fields: %x, %v", rec, err)
 	}
 }
 
-func TestNoForm(t *testing.T) {
-	r, _ := route.ParseLine("2001:db8::/32 via ::1 dev eth0")
-	if _, err := compat.Append(nil, compat.Create, r); !errors.Is(err, compat.ErrNoForm) {
-		t.Errorf("IPv6 route: %v", err)
+func simple(dst, gw, dev string) route.Route {
+	var g netip.Addr
+	if gw != "" {
+		g = netip.MustParseAddr(gw)
 	}
-	long := route.Route{Dst: r.Dst, NextHop: route.NextHop{Dev: strings.Repeat("y", 32)}}
-	long.Dst, _ = route.ParsePrefix("10.0.0.0/8")
-	if _, err := compat.Append(nil, compat.Create, long); !errors.Is(err, compat.ErrNoForm) {
-		t.Errorf("a 32-byte name: %v", err)
+	return route.Simple(netip.MustParsePrefix(dst), g, dev)
+}
+
+// TestNoForm: the record holds only unicast IPv4 routes of the main table
+// through one IPv4 gateway and an interface.
+func TestNoForm(t *testing.T) {
+	v6 := simple("2001:db8::/32", "::1", "eth0")
+	table := simple("10.0.0.0/8", "10.1.1.1", "eth0")
+	table.Table = 100
+	onlink := simple("10.0.0.0/8", "", "eth0")
+	inet6 := simple("10.0.0.0/8", "fe80::1", "eth0")
+	bh := route.Route{Table: route.TableMain, Dst: netip.MustParsePrefix("10.0.0.0/8"), Attrs: route.Attrs{Type: route.Blackhole, Proto: route.ProtoStatic}}
+	ecmp := simple("10.0.0.0/8", "10.1.1.1", "eth0")
+	ecmp.Hops = []route.NextHop{{Gateway: netip.MustParseAddr("10.1.1.1"), Dev: "eth0", Weight: 1}, {Gateway: netip.MustParseAddr("10.1.1.2"), Dev: "eth0", Weight: 1}}
+	for name, r := range map[string]route.Route{"IPv6": v6, "table 100": table, "on-link": onlink, "via inet6": inet6, "blackhole": bh, "ECMP": ecmp} {
+		if err := r.Validate(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := compat.Append(nil, compat.Create, r); !errors.Is(err, compat.ErrNoForm) {
+			t.Errorf("%s route: %v, want ErrNoForm", name, err)
+		}
+	}
+	metric := simple("10.0.0.0/8", "10.1.1.1", "eth0")
+	metric.Metric, metric.Proto = 100, route.ProtoBGP
+	if _, err := compat.Append(nil, compat.Create, metric); err != nil {
+		t.Errorf("a route with a metric and a protocol: %v, want its record (they are dropped)", err)
 	}
 }
 
 // FuzzDecode checks that the record decoder never panics and that what it
 // accepts encodes back to a record it reads the same.
 func FuzzDecode(f *testing.F) {
-	r, _ := route.ParseLine("10.0.0.0/8 via 10.1.1.1 dev eth0")
-	rec, _ := compat.Append(nil, compat.Create, r)
+	rec, _ := compat.Append(nil, compat.Create, simple("10.0.0.0/8", "10.1.1.1", "eth0"))
 	f.Add(rec)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := compat.Decode(b)
@@ -67,7 +89,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Append(%+v): %v", got, err)
 		}
-		if back, err := compat.Decode(again); err != nil || back != got {
+		if back, err := compat.Decode(again); err != nil || back.Op != got.Op || !back.Route.Equal(&got.Route) {
 			t.Fatalf("round trip %+v -> %+v, %v", got, back, err)
 		}
 	})

@@ -124,15 +124,20 @@ func (ts *testServer) status(t *testing.T) client.Status {
 // conversationSeeds are valid conversations with each kind of request,
 // for the fuzzer to start from.
 func conversationSeeds() [][]byte {
-	rt := route.Route{Dst: netip.MustParsePrefix("10.0.0.0/8"), NextHop: route.NextHop{Gateway: netip.MustParseAddr("10.1.1.1"), Dev: "eth0"}}
-	rt6 := route.Route{Dst: netip.MustParsePrefix("2001:db8::/32"), NextHop: route.NextHop{Gateway: netip.MustParseAddr("fe80::1"), Dev: "eth1"}}
+	rt := route.Simple(netip.MustParsePrefix("10.0.0.0/8"), netip.MustParseAddr("10.1.1.1"), "eth0")
+	rt6 := route.Simple(netip.MustParsePrefix("2001:db8::/32"), netip.MustParseAddr("fe80::1"), "eth1")
+	ecmp := rt
+	ecmp.Table, ecmp.Metric = 100, 20
+	ecmp.Hops = []route.NextHop{{Gateway: netip.MustParseAddr("10.1.1.1"), Dev: "eth0", Weight: 3}, {Dev: "eth1", Weight: 1}}
+	sel := wire.AppendSelector(nil, route.Selector{Table: 100, Mode: route.Root, Prefix: netip.MustParsePrefix("10.0.0.0/7"), Dev: "eth1"})
+	delSel := wire.AppendSelector(nil, route.Selector{Table: route.TableMain, Mode: route.Exact, Prefix: rt6.Dst, Via: netip.MustParseAddr("fe80::1")})
 	m := mac.Addr{2, 0, 0x5e, 0x10, 0, 1}
 	ip := netip.MustParseAddr("10.0.0.1")
 	req := func(id uint32, kind byte, body []byte) []byte { return wire.AppendRequest(nil, id, kind, body) }
 	routes := binary.LittleEndian.AppendUint32(nil, 2)
 	routes = wire.AppendRoute(wire.AppendRoute(routes, rt), rt6)
 	macs := binary.LittleEndian.AppendUint32(nil, 1)
-	macs = wire.AppendAddr(append(macs, m[:]...), ip)
+	macs = wire.AppendDev(wire.AppendAddr(append(macs, m[:]...), ip), "eth0")
 	join := func(frames ...[]byte) []byte {
 		var b []byte
 		for _, f := range frames {
@@ -141,12 +146,13 @@ func conversationSeeds() [][]byte {
 		return b
 	}
 	return [][]byte{
-		join(req(1, wire.KAdd, wire.AppendRoute(nil, rt)), req(2, wire.KGet, wire.AppendAddr(nil, ip))),
-		join(req(1, wire.KReplace, wire.AppendRoute(nil, rt6)), req(2, wire.KDel, wire.AppendPrefix(nil, rt6.Dst))),
+		join(req(1, wire.KAdd, wire.AppendRoute(nil, rt)), req(2, wire.KGet, wire.AppendAddr(binary.LittleEndian.AppendUint32(nil, 0), ip))),
+		join(req(1, wire.KReplace, wire.AppendRoute(nil, rt6)), req(2, wire.KDel, delSel)),
+		join(req(1, wire.KReplace, wire.AppendRoute(nil, ecmp)), req(2, wire.KRouteFlush, sel)),
 		join(req(1, wire.KSubscribe, nil), req(2, wire.KChange, wire.AppendRoute(nil, rt)), req(0, wire.KAck, binary.LittleEndian.AppendUint64(nil, 1))),
 		join(req(3, wire.KLoad, append([]byte{0}, routes...)), req(3, wire.KLoad, append([]byte{wire.LoadFinal}, routes...))),
 		join(req(4, wire.KMACLoad, append([]byte{0}, macs...)), req(4, wire.KLoad, append([]byte{wire.LoadFinal}, routes...))),
-		join(req(5, wire.KMACAdd, wire.AppendAddr(append([]byte(nil), m[:]...), ip)), req(6, wire.KMACDel, m[:])),
+		join(req(5, wire.KMACAdd, wire.AppendDev(wire.AppendAddr(append([]byte(nil), m[:]...), ip), "")), req(6, wire.KMACDel, m[:])),
 		join(req(7, wire.KMACLoad, append([]byte{wire.LoadFinal}, macs...)), req(8, wire.KFlush, nil)),
 		join(req(9, wire.KRegister, binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid()))), req(10, wire.KClients, nil), req(11, wire.KStatus, nil)),
 		join(req(12, 200, []byte("x")), req(0, wire.KGoodbye, nil)),

@@ -3,8 +3,10 @@ package route_test
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -115,6 +117,8 @@ addr add 2001:db8:1::2/64 dev d1 nodad
 			}
 		}
 	}
+	checkJSON(t, want, run("", "-n", ns, "-j", "-4", "route", "show", "table", "all"),
+		run("", "-n", ns, "-j", "-6", "route", "show", "table", "all"))
 	for k, r := range want {
 		line, ok := got[k]
 		if !ok {
@@ -149,4 +153,43 @@ func dropWords(line string) string {
 		lines[i] = strings.TrimRight(l, " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// checkJSON checks that AppendJSON writes each route as ip -j route show
+// does, but for the keys rtm does not keep (scope, pref, the dev lo of IPv6
+// routes without next hops). outs are ip -j -4 and ip -j -6's output.
+func checkJSON(t *testing.T, want map[route.Key]route.Route, outs ...string) {
+	t.Helper()
+	type key struct {
+		v6         bool
+		dst, table string
+	}
+	ipObj := map[key]map[string]any{}
+	for i, out := range outs {
+		var objs []map[string]any
+		if err := json.Unmarshal([]byte(out), &objs); err != nil {
+			t.Fatalf("ip -j route show: %v\n%s", err, out)
+		}
+		for _, o := range objs {
+			delete(o, "scope")
+			delete(o, "pref")
+			if o["type"] != nil && o["dev"] == "lo" {
+				delete(o, "dev")
+			}
+			table, _ := o["table"].(string)
+			ipObj[key{i == 1, o["dst"].(string), table}] = o
+		}
+	}
+	for _, r := range want {
+		var o map[string]any
+		b := r.AppendJSON(nil)
+		if err := json.Unmarshal(b, &o); err != nil {
+			t.Fatalf("AppendJSON(%v) = %s: %v", r, b, err)
+		}
+		table, _ := o["table"].(string)
+		ip := ipObj[key{r.Dst.Addr().Is6(), o["dst"].(string), table}]
+		if !reflect.DeepEqual(o, ip) {
+			t.Errorf("AppendJSON(%v) =\n%s\nip -j prints (less scope, pref)\n%v", r, b, ip)
+		}
+	}
 }

@@ -81,9 +81,6 @@ func (e *env) batchLine(ctx context.Context, opts command.Options, line string) 
 			return err
 		}
 	}
-	if cmd.Ignored > 0 {
-		e.ignored.note(line, cmd.Ignored)
-	}
 	e.limit = e.timeout
 	return e.do(ctx, cmd)
 }

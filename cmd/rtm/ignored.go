@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/command"
 )
 
 // ignoredWords counts the words of routes that `ip route` prints or takes
@@ -27,28 +27,13 @@ func (ig *ignoredWords) note(line string, n int) {
 	for w := range strings.FieldsSeq(line) {
 		skipped, ok := ig.known[w]
 		if !ok {
-			skipped = isIgnored(w)
+			skipped = command.IgnoredWord(w)
 			ig.known[strings.Clone(w)] = skipped
 		}
 		if skipped && !ig.names[w] {
 			ig.names[strings.Clone(w)] = true
 		}
 	}
-}
-
-// isIgnored reports whether the route parser skips the keyword w: the
-// parser is the one list of those words, so ask it, with w as a flag and
-// as a keyword with a value.
-func isIgnored(w string) bool {
-	if w == "" || w[0] < 'a' || w[0] > 'z' {
-		return false
-	}
-	for _, probe := range []string{"blackhole 0.0.0.0/0 " + w, "blackhole 0.0.0.0/0 " + w + " 1"} {
-		if _, n, err := route.ParseLine(probe); err == nil && n == 1 {
-			return true
-		}
-	}
-	return false
 }
 
 // add adds the counts of o.

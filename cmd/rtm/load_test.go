@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rtm-project/rtm/internal/command"
 )
 
 func TestParseRoutesErrorLine(t *testing.T) {
@@ -60,11 +62,11 @@ blackhole 10.3.0.0/16
 	}
 }
 
-func TestIsIgnored(t *testing.T) {
+func TestIgnoredWord(t *testing.T) {
 	for w, want := range map[string]bool{"scope": true, "linkdown": true, "onlink": true, "mtu": true, "pref": true,
 		"link": false, "via": false, "metric": false, "dev": false, "frob": false, "1400": false, "": false} {
-		if got := isIgnored(w); got != want {
-			t.Errorf("isIgnored(%q) = %v, want %v", w, got, want)
+		if got := command.IgnoredWord(w); got != want {
+			t.Errorf("IgnoredWord(%q) = %v, want %v", w, got, want)
 		}
 	}
 }

@@ -225,9 +225,6 @@ func (e *env) exec(ctx context.Context, args []string) error {
 	if e.via == "mq" {
 		return e.sendQueue(ctx, cmd, args)
 	}
-	if cmd.Ignored > 0 {
-		e.ignored.note(strings.Join(args, " "), cmd.Ignored)
-	}
 	return e.do(ctx, cmd)
 }
 

@@ -75,7 +75,6 @@ func (v Verb) IsMutation() bool {
 type Command struct {
 	Verb    Verb
 	Route   route.Route    // route add, change, replace
-	Ignored int            // route add, change, replace: words of ip's that rtm does not keep
 	Sel     route.Selector // route del (an exact prefix), show, flush
 	Table   uint32         // route get: the table to look in
 	Addr    netip.Addr     // route get; the IP of mac add, change, replace
@@ -201,7 +200,11 @@ func (o Options) fastRoute(line string) (c Command, ok bool, err error) {
 	default:
 		return Command{}, false, nil
 	}
-	c.Route, c.Ignored, err = route.ParseOptions{Family: o.Family}.ParseLine(rest)
+	var ignored int
+	c.Route, ignored, err = route.ParseOptions{Family: o.Family}.ParseLine(rest)
+	if err == nil && ignored > 0 {
+		err = refuseIgnored(strings.Fields(rest))
+	}
 	if err != nil {
 		return Command{}, true, fmt.Errorf("route %s: %w", v, err)
 	}
@@ -291,7 +294,11 @@ func (o Options) parseRoute(args []string) (Command, error) {
 	switch verb {
 	case "add", "change", "replace":
 		c.Verb = map[string]Verb{"add": RouteAdd, "change": RouteChange, "replace": RouteReplace}[verb]
-		c.Route, c.Ignored, err = route.ParseOptions{Family: o.Family}.ParseFields(args)
+		var ignored int
+		c.Route, ignored, err = route.ParseOptions{Family: o.Family}.ParseFields(args)
+		if err == nil && ignored > 0 {
+			err = refuseIgnored(args)
+		}
 	case "del", "delete":
 		c.Verb = RouteDel
 		c.Sel, err = o.parseDel(args)
@@ -320,6 +327,35 @@ func (o Options) parseRoute(args []string) (Command, error) {
 		return Command{}, fmt.Errorf("route %s: %w", verb, err)
 	}
 	return c, nil
+}
+
+// refuseIgnored returns the error for a route to add, change or replace
+// that has a word the route parser skips: what ip route show prints and
+// rtm does not keep (scope, mtu, ...). route load skips them; a change
+// typed by hand is refused, since what it says would be lost.
+func refuseIgnored(words []string) error {
+	for _, w := range words {
+		if IgnoredWord(w) {
+			return &route.FieldError{Field: "keyword", Value: w, Msg: "not kept by rtm (route load skips it in ip route show output)"}
+		}
+	}
+	return &route.FieldError{Field: "keyword", Msg: "a word rtm does not keep"}
+}
+
+// IgnoredWord reports whether the route parser skips the keyword w, as a
+// word of ip route show that rtm does not keep (scope, linkdown, mtu, ...).
+// The parser holds the one list of them, so this asks it, with w as a flag
+// and as a keyword with a value.
+func IgnoredWord(w string) bool {
+	if w == "" || w[0] < 'a' || w[0] > 'z' {
+		return false
+	}
+	for _, probe := range []string{"blackhole 0.0.0.0/0 " + w, "blackhole 0.0.0.0/0 " + w + " 1"} {
+		if _, n, err := route.ParseLine(probe); err == nil && n == 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // parseSelector reads the selector of route show and route flush. With a

@@ -58,6 +58,9 @@ func TestParse(t *testing.T) {
 		{"route del 10.0.0.0/8 frob", 0, `"frob"`},
 		{"route add 10.0.0.0/8 via 1.1.1.1 frob", 0, `"frob"`},
 		{"route add 10.0.0.1/8 via 1.1.1.1", 0, "10.0.0.0/8"},
+		{"route add 10.0.0.0/8 dev eth0 scope link", 0, `invalid keyword "scope": not kept by rtm`},
+		{"route replace 10.0.0.0/8 dev eth0 mtu lock 1400", 0, `invalid keyword "mtu"`},
+		{"route change 10.0.0.0/8 nexthop dev eth0 onlink", 0, `invalid keyword "onlink"`},
 		{"route add 10.0.0.0/8 via 1.1.1.1 metric x", 0, `"x"`},
 		{"route show -x", 0, `"-x"`},
 		{"route show frob", 0, `"frob"`},
@@ -124,8 +127,8 @@ func TestParseFields(t *testing.T) {
 		in   string
 		want command.Command
 	}{
-		{"route add 10.0.0.0/8 via 192.0.2.1 dev eth0 metric 5 scope link",
-			command.Command{Verb: command.RouteAdd, Ignored: 1, Route: route.Route{Table: route.TableMain, Dst: p("10.0.0.0/8"),
+		{"route add 10.0.0.0/8 via 192.0.2.1 dev eth0 metric 5",
+			command.Command{Verb: command.RouteAdd, Route: route.Route{Table: route.TableMain, Dst: p("10.0.0.0/8"),
 				Attrs: route.Attrs{Type: route.Unicast, Proto: route.ProtoStatic, Metric: 5,
 					Hops: []route.NextHop{{Gateway: a("192.0.2.1"), Dev: "eth0", Weight: 1}}}}}},
 		{"-6 route add default dev eth0",
@@ -161,7 +164,7 @@ func TestParseFields(t *testing.T) {
 				t.Fatalf("ParseLine(%q): %v", tt.in, err)
 			}
 			if got.Verb != tt.want.Verb || !got.Route.Equal(&tt.want.Route) || got.Sel != tt.want.Sel ||
-				got.Ignored != tt.want.Ignored || got.Table != tt.want.Table || got.Addr != tt.want.Addr ||
+				got.Table != tt.want.Table || got.Addr != tt.want.Addr ||
 				got.MAC != tt.want.MAC || got.Dev != tt.want.Dev || got.JSON != tt.want.JSON || got.Oneline != tt.want.Oneline {
 				t.Errorf("ParseLine(%q) =\n%+v, want\n%+v", tt.in, got, tt.want)
 			}

@@ -224,9 +224,6 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 	if res.Err != nil {
 		return res.Err
 	}
-	if cmd.Ignored > 0 {
-		fmt.Fprintf(w, "ignored %d words not kept by rtm\n", cmd.Ignored)
-	}
 	if cmd.Verb.IsMutation() && cmd.Verb != command.RouteLoad && cmd.Verb != command.MACLoad && cmd.Verb != command.RouteFlush {
 		fmt.Fprintln(w, "ok")
 	}

@@ -41,8 +41,8 @@ Global flags (before the command):
                       wait for changes without a limit
   -j, --json          print JSON (same as -j after the command)
   -o, --oneline       route show: each route on one line (for ip -batch)
-  -4, -6              read "default" as 0.0.0.0/0 or ::/0 (and show only
-                      that family's default)
+  -4, -6              read "default" as 0.0.0.0/0 or ::/0, and limit route
+                      show and route flush to that family
   -b, --batch FILE    run the commands of FILE (- for stdin), one a line
                       without the leading "rtm", over one connection, as
                       ip -batch; blank lines and # comments are skipped. It
@@ -197,6 +197,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	if e.force && e.batch == "" {
 		return usageError{errors.New("--force goes with --batch")}
+	}
+	if e.batch != "" && e.via == "mq" {
+		return usageError{errors.New("--batch sends over the socket; --via mq takes one command (a queue message may hold many lines)")}
 	}
 	defer e.ignored.report()
 	defer e.closeConn()

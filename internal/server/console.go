@@ -202,19 +202,37 @@ func (s *Server) consoleCommand(ctx context.Context, w *bufio.Writer, line strin
 		if err != nil {
 			return err
 		}
-		found := false
+		// As rtm prints them: mac show -j is an array, mac get -j one
+		// object.
+		var b []byte
+		found := 0
 		for _, e := range entries {
 			if cmd.Verb == command.MACGet && e.mac != cmd.MAC {
 				continue
 			}
-			found = true
-			if cmd.JSON {
-				w.Write(append(command.AppendMACJSON(nil, e.mac, e.ip, e.dev), '\n'))
-			} else {
-				w.Write(append(command.AppendMACText(nil, e.mac, e.ip, e.dev), '\n'))
+			switch {
+			case cmd.JSON && cmd.Verb == command.MACShow:
+				if found == 0 {
+					b = append(b, '[')
+				} else {
+					b = append(b, ',')
+				}
+				b = command.AppendMACJSON(b, e.mac, e.ip, e.dev)
+			case cmd.JSON:
+				b = append(command.AppendMACJSON(b, e.mac, e.ip, e.dev), '\n')
+			default:
+				b = append(command.AppendMACText(b, e.mac, e.ip, e.dev), '\n')
 			}
+			found++
 		}
-		if cmd.Verb == command.MACGet && !found {
+		if cmd.JSON && cmd.Verb == command.MACShow {
+			if found == 0 {
+				b = append(b, '[')
+			}
+			b = append(b, "]\n"...)
+		}
+		w.Write(b)
+		if cmd.Verb == command.MACGet && found == 0 {
 			return fmt.Errorf("no entry for mac %v", cmd.MAC)
 		}
 		return nil

@@ -38,7 +38,7 @@ func (e *env) runBatch(ctx context.Context) error {
 	failed, total := 0, 0
 	for num := 1; sc.Scan(); num++ {
 		line := sc.Text()
-		if w, _ := firstWord(line); w == "" || w[0] == '#' {
+		if t := strings.TrimSpace(line); t == "" || t[0] == '#' {
 			continue
 		}
 		total++
@@ -83,14 +83,4 @@ func (e *env) batchLine(ctx context.Context, opts command.Options, line string) 
 	}
 	e.limit = e.timeout
 	return e.do(ctx, cmd)
-}
-
-// firstWord returns the first word of s.
-func firstWord(s string) (string, string) {
-	s = strings.TrimLeft(s, " \t\r")
-	i := strings.IndexAny(s, " \t\r")
-	if i < 0 {
-		return s, ""
-	}
-	return s[:i], s[i:]
 }

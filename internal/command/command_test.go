@@ -258,3 +258,33 @@ func indexFlush(words []string) int {
 	}
 	return -1
 }
+
+func TestRouteWriter(t *testing.T) {
+	r1, _, _ := route.ParseLine("10.0.0.0/8 via 192.0.2.1 dev eth0")
+	r2, _, _ := route.ParseLine("10.2.0.0/16 nexthop via 192.0.2.1 dev eth0 weight 2 nexthop dev eth1")
+	tests := []struct {
+		json, oneline bool
+		routes        []route.Route
+		want          string
+	}{
+		{false, false, []route.Route{r1, r2}, r1.String() + "\n" + r2.String() + "\n"},
+		{false, true, []route.Route{r1, r2}, string(r1.AppendLine(nil)) + "\n" + string(r2.AppendLine(nil)) + "\n"},
+		{true, false, []route.Route{r1, r2}, "[" + string(r1.AppendJSON(nil)) + "," + string(r2.AppendJSON(nil)) + "]\n"},
+		{true, true, nil, "[]\n"},
+		{false, false, nil, ""},
+	}
+	for _, tt := range tests {
+		var b strings.Builder
+		rw := command.RouteWriter{W: &b, JSON: tt.json, Oneline: tt.oneline}
+		for _, r := range tt.routes {
+			rw.Route(r)
+		}
+		rw.Close()
+		if b.String() != tt.want {
+			t.Errorf("RouteWriter{JSON: %v, Oneline: %v} wrote %q, want %q", tt.json, tt.oneline, b.String(), tt.want)
+		}
+	}
+	if !strings.Contains(r2.String(), "\n\tnexthop") || strings.Contains(string(r2.AppendLine(nil)), "\n") {
+		t.Errorf("multipath text %q, one line %q", r2.String(), r2.AppendLine(nil))
+	}
+}

@@ -25,10 +25,13 @@ func TableName(n uint32) string {
 
 // ParseTable parses a table name or a number 1..2^32-1.
 func ParseTable(s string) (uint32, error) {
-	for n, name := range tableNames {
-		if s == name {
-			return n, nil
-		}
+	switch s {
+	case "main":
+		return TableMain, nil
+	case "local":
+		return TableLocal, nil
+	case "default":
+		return TableDefault, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || n == 0 {
@@ -98,6 +101,15 @@ var protoNames = map[Proto]string{
 	189: "rip", 192: "eigrp",
 }
 
+// protoByName is protoNames the other way, for a parse in one look-up.
+var protoByName = func() map[string]Proto {
+	m := make(map[string]Proto, len(protoNames))
+	for p, name := range protoNames {
+		m[name] = p
+	}
+	return m
+}()
+
 func (p Proto) String() string {
 	if s, ok := protoNames[p]; ok {
 		return s
@@ -107,10 +119,8 @@ func (p Proto) String() string {
 
 // ParseProto parses a protocol name or a number 0..255.
 func ParseProto(s string) (Proto, error) {
-	for p, name := range protoNames {
-		if s == name {
-			return p, nil
-		}
+	if p, ok := protoByName[s]; ok {
+		return p, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 8)
 	if err != nil {

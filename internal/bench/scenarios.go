@@ -546,7 +546,8 @@ func (b *bench) mac(ctx context.Context) error {
 
 // parseRoute parses a line of a bench route file.
 func parseRoute(line string) (route.Route, error) {
-	return route.ParseLine(line)
+	r, _, err := route.ParseLine(line)
+	return r, err
 }
 
 // publicRoute converts a parsed route for the client library.

@@ -187,6 +187,8 @@ var (
 
 // ParseRoute parses a route as `ip route add` takes it and `ip route show`
 // prints it, for example "10.0.0.0/8 via 192.0.2.1 dev eth0 metric 100".
+// Words that `ip route show` prints and rtm does not keep (scope, linkdown,
+// onlink, ...) are ignored; an unknown word is an error that names it.
 func ParseRoute(s string) (Route, error) {
 	r, _, err := route.ParseLine(s)
 	if err != nil {

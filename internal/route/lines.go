@@ -42,7 +42,7 @@ func Lines(text string) iter.Seq2[int, string] {
 	}
 }
 
-func indexNL(s string) int {
+func indexNL[T string | []byte](s T) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '\n' {
 			return i
@@ -51,13 +51,45 @@ func indexNL(s string) int {
 	return -1
 }
 
+// ScanLines is a bufio.SplitFunc for a bufio.Scanner that yields the
+// logical lines of its input as NextLine splits them, without their last
+// newline. A token spans 1 + (the number of '\n' in it) lines.
+func ScanLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	end := 0
+	for {
+		i := indexNL(data[end:])
+		if i < 0 {
+			if atEOF && len(data) > 0 {
+				return len(data), data, nil
+			}
+			return 0, nil, nil // a line not yet complete
+		}
+		end += i
+		next := data[end+1:]
+		if indexNL(next) < 0 && !atEOF {
+			return 0, nil, nil // to see whether the next line continues this one
+		}
+		if !isContinuation(next) {
+			return end + 1, data[:end], nil
+		}
+		end++
+	}
+}
+
 // isContinuation reports whether s begins with white space and "nexthop".
-func isContinuation(s string) bool {
+func isContinuation[T string | []byte](s T) bool {
 	i := 0
 	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
 		i++
 	}
 	const kw = "nexthop"
-	return i > 0 && len(s)-i >= len(kw) && s[i:i+len(kw)] == kw &&
-		(len(s)-i == len(kw) || isSpace(s[i+len(kw)]))
+	if i == 0 || len(s)-i < len(kw) {
+		return false
+	}
+	for k := range len(kw) {
+		if s[i+k] != kw[k] {
+			return false
+		}
+	}
+	return len(s)-i == len(kw) || isSpace(s[i+len(kw)])
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/gaissmai/bart"
 )
@@ -379,8 +380,13 @@ func (h *attrSet) ref(a *Attrs) uint32 {
 	if h.ids == nil {
 		h.ids = make(map[attrKey]uint32)
 	}
+	// A copy of its own: the caller's next hops, and their names, may
+	// point into a buffer that is reused.
 	c := *a
 	c.Hops = slices.Clip(slices.Clone(a.Hops))
+	for i := range c.Hops {
+		c.Hops[i].Dev = strings.Clone(c.Hops[i].Dev)
+	}
 	var id uint32
 	if n := len(h.free); n > 0 {
 		id = h.free[n-1]

@@ -1,6 +1,7 @@
 package route_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/rtm-project/rtm/internal/route"
 )
@@ -316,6 +318,24 @@ func TestLines(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Lines = %+v,\nwant %+v", got, want)
+	}
+	// ScanLines splits the same, however the input is cut in reads.
+	for _, size := range []int{1, 2, 7, 4096} {
+		sc := bufio.NewScanner(iotest.OneByteReader(strings.NewReader(text)))
+		if size > 1 {
+			sc = bufio.NewScanner(iotest.HalfReader(strings.NewReader(text)))
+		}
+		sc.Buffer(make([]byte, size), 1<<20)
+		sc.Split(route.ScanLines)
+		var got []line
+		n := 1
+		for sc.Scan() {
+			got = append(got, line{n, sc.Text()})
+			n += 1 + strings.Count(sc.Text(), "\n")
+		}
+		if err := sc.Err(); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ScanLines (buffer %d) = %+v, %v,\nwant %+v", size, got, err, want)
+		}
 	}
 	if _, _, err := route.ParseLine(want[1].s); err != nil {
 		t.Errorf("ParseLine(%q): %v", want[1].s, err)

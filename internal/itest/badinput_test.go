@@ -42,8 +42,10 @@ func TestBadInput(t *testing.T) {
 
 	oversized := binary.LittleEndian.AppendUint32(nil, 100<<20)
 	oversized = append(oversized, wire.TRequest)
-	badRoute := []byte{4, 8, 10, 1, 0, 0, 10, 1, 1, 1, 4, 'e', 't', 'h', '0'} // host bits set
-	goodRoute := []byte{4, 8, 10, 0, 0, 0, 10, 1, 1, 1, 4, 'e', 't', 'h', '0'}
+	// prefix, flags, one next hop: gateway, weight, dev
+	badRoute := []byte{4, 8, 10, 1, 0, 0, 0, 1, 4, 10, 1, 1, 1, 0, 4, 'e', 't', 'h', '0'} // host bits set
+	goodRoute := []byte{4, 8, 10, 0, 0, 0, 0, 1, 4, 10, 1, 1, 1, 0, 4, 'e', 't', 'h', '0'}
+	main := []byte{254, 0, 0, 0}
 	tests := []struct {
 		name    string
 		send    []byte
@@ -57,7 +59,9 @@ func TestBadInput(t *testing.T) {
 		{"oversized frame", append(hello(wire.Version), oversized...), "frame too large"},
 		{"host bits set", append(hello(wire.Version), request(wire.KAdd, badRoute)...), "host bits set"},
 		{"truncated route", append(hello(wire.Version), request(wire.KAdd, goodRoute[:9])...), "truncated"},
-		{"family 5", append(hello(wire.Version), request(wire.KDel, []byte{5, 8, 10, 0, 0, 0})...), "family 5"},
+		{"family 5", append(hello(wire.Version), request(wire.KDel, append(main, 1, 5, 8, 10, 0, 0, 0, 0))...), "family 5"},
+		{"table 0", append(hello(wire.Version), request(wire.KAdd, append(append([]byte(nil), goodRoute[:6]...), append([]byte{1, 0, 0, 0, 0}, goodRoute[7:]...)...))...), "table"},
+		{"33 next hops", append(hello(wire.Version), request(wire.KAdd, append(append([]byte(nil), goodRoute[:6]...), 0, 33))...), "33 next hops"},
 		{"server frame type", append(hello(wire.Version), wire.AppendSynced(nil, 1)...), "frame type 8"},
 		{"bad load chunk", append(hello(wire.Version), request(wire.KLoad, append([]byte{wire.LoadFinal, 1, 0, 0, 0}, badRoute...))...), "route 1 of the batch"},
 	}
@@ -145,7 +149,7 @@ func TestUnknownRequestKind(t *testing.T) {
 	defer nc.Close()
 	nc.Write(hello(wire.Version))
 	nc.Write(wire.AppendRequest(nil, 7, 200, nil))
-	nc.Write(wire.AppendRequest(nil, 8, wire.KGet, wire.AppendAddr(nil, netip.MustParseAddr("1.2.3.4"))))
+	nc.Write(wire.AppendRequest(nil, 8, wire.KGet, wire.AppendAddr(make([]byte, 4), netip.MustParseAddr("1.2.3.4"))))
 	r := wire.NewReader(nc)
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var got []string

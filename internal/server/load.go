@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/rtm-project/rtm/internal/route"
@@ -161,7 +162,13 @@ func (st *staging) chunk(s *Server, ev *evRequest, d *wire.Decoder) (send bool, 
 func (st *staging) add(s *Server, kind byte, d *wire.Decoder) error {
 	if kind == wire.KLoad {
 		chunk := d.Rest()
-		if err := st.charge(s, int64(len(chunk)+8*(len(chunk)/wire.MinRouteLen))); err != nil {
+		// Its bytes, and an index entry a route (the count, bounded by
+		// what the bytes can hold; add checks it).
+		n := len(chunk) / wire.MinRouteLen
+		if len(chunk) >= 4 {
+			n = min(n, int(binary.LittleEndian.Uint32(chunk)))
+		}
+		if err := st.charge(s, int64(len(chunk)+8*n)); err != nil {
 			return err
 		}
 		if st.routes == nil {

@@ -81,7 +81,14 @@ func (w *ChangeWriter) begin(seq uint64) {
 			w.buf = nil
 		}
 		if w.buf == nil {
-			w.buf = make([]byte, 0, segSize+1024)
+			// Most turns carry a change or two: start small, and
+			// let append grow the first segment. Once a batch fills a
+			// segment, the next ones are made whole.
+			size := 4 << 10
+			if len(w.segs) > 0 {
+				size = segSize + 1024
+			}
+			w.buf = make([]byte, 0, size)
 		}
 		w.buf, w.off = BeginFrame(w.buf, TChanges)
 		w.buf = binary.LittleEndian.AppendUint64(w.buf, seq)

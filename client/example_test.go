@@ -67,5 +67,5 @@ func Example() {
 	// Output:
 	// add: 1 <nil>
 	// add again: true
-	// lookup: 10.0.0.0/8 via 192.0.2.1 dev eth0 metric 100 true
+	// lookup: 10.0.0.0/8 via 192.0.2.1 dev eth0 proto static metric 100 true
 }

@@ -20,6 +20,7 @@ type Batch struct {
 	offs     []uint32 // where each route starts in buf
 	last     netip.Prefix
 	unsorted bool
+	scratch  route.Route // AddText parses into it, reusing its next hops
 }
 
 // Add validates r and appends it.
@@ -30,6 +31,22 @@ func (b *Batch) Add(r Route) error {
 	}
 	b.add(&ir)
 	return nil
+}
+
+// AddText parses one route as `ip route show` prints it or `ip route add`
+// takes it (AddText("10.0.0.0/8 via 192.0.2.1 dev eth0 metric 100")) and
+// appends it. Words that `ip route show` prints and rtm does not keep
+// (scope, linkdown, ...) are skipped; ignored counts them. family (0, 4 or
+// 6, as ip's -4 and -6) says what `default` means; 0 reads it as IPv4
+// unless a gateway says otherwise. Adding a line costs no allocation
+// beyond the batch's own growth, so a million lines load at parse speed.
+func (b *Batch) AddText(line string, family int) (ignored int, err error) {
+	ignored, err = route.ParseOptions{Family: family}.ParseLineInto(&b.scratch, line)
+	if err != nil {
+		return 0, err
+	}
+	b.add(&b.scratch)
+	return ignored, nil
 }
 
 // add appends a route that is valid.

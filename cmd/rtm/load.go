@@ -126,21 +126,12 @@ func parseRoutes(text string, ig *ignoredWords) (*client.Batch, error) {
 			res := &results[i]
 			// An IPv4 line of about 40 bytes encodes to about 15.
 			res.batch.Grow(len(p)/40, len(p)/2)
-			var (
-				r    route.Route
-				hops []client.NextHop
-			)
 			for num, l := range route.Lines(p) {
 				l = strings.TrimSpace(l)
 				if l == "" || l[0] == '#' {
 					continue
 				}
-				ignored, err := route.ParseOptions{}.ParseLineInto(&r, l)
-				if err == nil {
-					pr := publicRoute(&r, hops)
-					hops = pr.NextHops
-					err = res.batch.Add(pr)
-				}
+				ignored, err := res.batch.AddText(l, 0)
 				if err != nil {
 					res.line, res.err = num, err
 					return

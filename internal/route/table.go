@@ -414,15 +414,21 @@ func (h *attrSet) unref(id uint32) {
 // Interner numbers distinct attributes, for a batch of routes that is
 // staged before it reaches a Table. The zero value is empty.
 type Interner struct {
-	list []Attrs
-	ids  map[attrKey]uint32
+	list   []Attrs
+	ids    map[attrKey]uint32
+	recent [64]uint32 // indexes by recentSlot, as attrSet's
 }
 
 // Intern returns the number of a's value, the same for equal values. The
 // Interner keeps a's next hops, which must not be modified.
 func (in *Interner) Intern(a *Attrs) uint32 {
+	slot := recentSlot(a)
+	if id := in.recent[slot]; int(id) < len(in.list) && in.list[id].Equal(a) {
+		return id
+	}
 	k := keyOf(a)
 	if id, ok := in.ids[k]; ok {
+		in.recent[slot] = id
 		return id
 	}
 	if in.ids == nil {
@@ -431,6 +437,7 @@ func (in *Interner) Intern(a *Attrs) uint32 {
 	id := uint32(len(in.list))
 	in.list = append(in.list, *a)
 	in.ids[k] = id
+	in.recent[slot] = id
 	return id
 }
 

@@ -162,3 +162,36 @@ func TestVersion1Refused(t *testing.T) {
 		t.Errorf("answer to a version-1 Hello: %d %q %v; want the Error naming both versions", typ, body, err)
 	}
 }
+
+// TestApplyChanges: a list of changes is applied in order in one request;
+// without force it stops at the first failure, with force it goes on, and
+// each failure names its place in the list and its kind.
+func TestApplyChanges(t *testing.T) {
+	d := startRtmd(t)
+	c := d.dial()
+	ctx := context.Background()
+	var l client.Changes
+	for _, s := range []string{"10.1.0.0/16 dev eth0", "10.2.0.0/16 dev eth0", "10.1.0.0/16 dev eth1", "10.3.0.0/16 dev eth0"} {
+		if err := l.Add(mustRoute(t, s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.Apply(ctx, &l, false)
+	if err != nil || res.Applied != 2 || len(res.Failed) != 1 || res.Failed[0].Index != 2 || !errors.Is(res.Failed[0].Err, client.ErrExists) || res.Seq != 2 {
+		t.Fatalf("Apply = %+v, %v; want 2 applied, change 3 failed with ErrExists, seq 2", res, err)
+	}
+	if _, err := c.Get(ctx, 0, netip.MustParseAddr("10.3.0.1")); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("the change after the failure was applied: %v", err)
+	}
+	l.Reset()
+	l.DeleteMatching(client.Selector{Mode: client.Exact, Prefix: netip.MustParsePrefix("10.9.0.0/16")})
+	l.Add(mustRoute(t, "10.3.0.0/16 dev eth0"))
+	l.AddMAC(client.MACEntry{MAC: client.MAC{2, 0, 0, 0, 0, 1}, IP: netip.MustParseAddr("10.0.0.1"), Dev: "eth0"})
+	res, err = c.Apply(ctx, &l, true)
+	if err != nil || res.Applied != 2 || len(res.Failed) != 1 || res.Failed[0].Index != 0 || !errors.Is(res.Failed[0].Err, client.ErrNotFound) || res.Seq != 4 {
+		t.Fatalf("Apply with force = %+v, %v; want 2 applied, change 1 failed with ErrNotFound, seq 4", res, err)
+	}
+	if got, err := c.Get(ctx, 0, netip.MustParseAddr("10.3.0.1")); err != nil || got.Dst.String() != "10.3.0.0/16" {
+		t.Errorf("Get after the forced list = %v, %v", got, err)
+	}
+}

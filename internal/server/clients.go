@@ -38,7 +38,7 @@ func (s *Server) groupText() string {
 func isMutation(kind byte) bool {
 	switch kind {
 	case wire.KAdd, wire.KChange, wire.KReplace, wire.KDel, wire.KLoad,
-		wire.KMACAdd, wire.KMACChange, wire.KMACReplace, wire.KMACDel, wire.KMACLoad, wire.KFlush, wire.KRouteFlush:
+		wire.KMACAdd, wire.KMACChange, wire.KMACReplace, wire.KMACDel, wire.KMACLoad, wire.KFlush, wire.KRouteFlush, wire.KBatch:
 		return true
 	}
 	return false

@@ -138,6 +138,13 @@ func conversationSeeds() [][]byte {
 	routes = wire.AppendRoute(wire.AppendRoute(routes, rt), rt6)
 	macs := binary.LittleEndian.AppendUint32(nil, 1)
 	macs = wire.AppendDev(wire.AppendAddr(append(macs, m[:]...), ip), "eth0")
+	batch := func(flags byte, entries ...[]byte) []byte {
+		b := binary.LittleEndian.AppendUint32([]byte{flags}, uint32(len(entries)))
+		for _, e := range entries {
+			b = append(b, e...)
+		}
+		return b
+	}
 	join := func(frames ...[]byte) []byte {
 		var b []byte
 		for _, f := range frames {
@@ -156,5 +163,9 @@ func conversationSeeds() [][]byte {
 		join(req(7, wire.KMACLoad, append([]byte{wire.LoadFinal}, macs...)), req(8, wire.KFlush, nil)),
 		join(req(9, wire.KRegister, binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid()))), req(10, wire.KClients, nil), req(11, wire.KStatus, nil)),
 		join(req(12, 200, []byte("x")), req(0, wire.KGoodbye, nil)),
+		join(req(13, wire.KBatch, batch(0, wire.AppendBatchEntry(nil, wire.KAdd, wire.AppendRoute(nil, rt)),
+			wire.AppendBatchEntry(nil, wire.KAdd, wire.AppendRoute(nil, rt)), wire.AppendBatchEntry(nil, wire.KRouteFlush, sel)))),
+		join(req(14, wire.KBatch, batch(wire.BatchForce, wire.AppendBatchEntry(nil, wire.KMACDel, m[:]),
+			wire.AppendBatchEntry(nil, wire.KReplace, wire.AppendRoute(nil, ecmp)), wire.AppendBatchEntry(nil, wire.KFlush, nil)))),
 	}
 }

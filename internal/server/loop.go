@@ -38,6 +38,7 @@ type (
 		table  uint32         // get: the table to look in; 0 for main
 		addr   netip.Addr     // get
 		load   *loadBatch     // load: checked and staged by the reader
+		batch  *batch         // batch: checked and staged by the reader
 		staged int64          // bytes of Server.staged that load or macs hold; the loop releases them
 		mac    mac.Addr       // the MAC requests
 		ip     netip.Addr     // MAC add, change, replace
@@ -61,6 +62,13 @@ type Result struct {
 	Changes int    // routes or entries changed by a load or a flush
 	Text    string // the clients, as JSON
 	MACSeg  wire.MACSeg
+	Failed  []batchFailure // batch: the entries that failed
+}
+
+// batchFailure is an entry of a batch that failed.
+type batchFailure struct {
+	index int
+	err   error
 }
 
 func (s *Server) loop(ctx context.Context) {
@@ -146,9 +154,13 @@ func (s *Server) request(r evRequest) {
 	default:
 		s.apply(r, &res)
 	}
-	if res.Err != nil {
+	switch {
+	case r.kind == wire.KBatch && res.Err == nil:
+		s.inputs[in].accepted += uint64(res.Changes)
+		s.inputs[in].rejected += uint64(len(res.Failed))
+	case res.Err != nil:
 		s.inputs[in].rejected++
-	} else {
+	default:
 		s.inputs[in].accepted++
 	}
 	if r.staged > 0 {
@@ -185,6 +197,8 @@ func (s *Server) apply(r evRequest, res *Result) {
 		res.Err = s.del(r.sel)
 	case wire.KRouteFlush:
 		res.Changes = s.flushRoutes(r.sel)
+	case wire.KBatch:
+		s.applyBatch(r, res)
 	case wire.KLoad:
 		start := time.Now()
 		res.Changes = s.load(r.load)
@@ -262,6 +276,8 @@ func (s *Server) reply(r evRequest, res Result) {
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, binary.LittleEndian.AppendUint64(body, res.Seq))
 	case r.kind == wire.KMACSeg:
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, wire.AppendMACSegBody(nil, res.MACSeg))
+	case r.kind == wire.KBatch:
+		b = wire.AppendReply(nil, r.id, wire.StatusOK, batchReply(res))
 	case isMutation(r.kind):
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, binary.LittleEndian.AppendUint64(nil, res.Seq))
 	default:
@@ -289,6 +305,58 @@ func (s *Server) set(kind byte, r route.Route) error {
 	s.seq++
 	s.changes.Add(s.seq, op, r)
 	return nil
+}
+
+// applyBatch applies the entries of a batch in order, each as the request
+// of its kind, and stops at the first that fails unless the batch says
+// force. res.Changes counts the entries applied.
+func (s *Server) applyBatch(r evRequest, res *Result) {
+	b := r.batch
+	if b.err != nil {
+		res.Err = b.err
+		return
+	}
+	var d wire.Decoder
+	for i, e := range batchEntries(b.raw, b.n) {
+		// The reader checked every entry.
+		sub := evRequest{c: r.c, kind: e.kind}
+		d.Reset(e.body)
+		decodeChange(&d, &sub)
+		var sr Result
+		s.apply(sub, &sr)
+		if sr.Err != nil {
+			res.Failed = append(res.Failed, batchFailure{i, sr.Err})
+			if !b.force {
+				return
+			}
+			continue
+		}
+		res.Changes++
+	}
+}
+
+// maxBatchMessages bounds the error messages in a batch reply; past it the
+// failures are sent with their index and status only.
+const maxBatchMessages = 64 << 10
+
+// batchReply is the body of a batch's reply: sequence uint64, entries
+// applied uint32, failures uint32, and each failure: index uint32, status
+// uint8, message (string).
+func batchReply(res Result) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, res.Seq)
+	b = binary.LittleEndian.AppendUint32(b, uint32(res.Changes))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(res.Failed)))
+	msgs := 0
+	for _, f := range res.Failed {
+		b = binary.LittleEndian.AppendUint32(b, uint32(f.index))
+		b = append(b, statusOf(f.err))
+		msg := f.err.Error()
+		if msgs += len(msg); msgs > maxBatchMessages {
+			msg = ""
+		}
+		b = wire.AppendString(b, msg)
+	}
+	return b
 }
 
 // keyText names a route's key in messages: "10.0.0.0/8 table main".

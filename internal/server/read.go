@@ -1,9 +1,11 @@
 package server
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"os"
 	"time"
@@ -86,10 +88,14 @@ func (c *conn) read() {
 		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
 		ev.err = c.permitted(ev.kind)
 		switch ev.kind {
-		case wire.KAdd, wire.KChange, wire.KReplace:
-			ev.route = d.Route()
-		case wire.KDel, wire.KRouteFlush:
-			ev.sel = d.Selector()
+		case wire.KAdd, wire.KChange, wire.KReplace, wire.KDel, wire.KRouteFlush,
+			wire.KMACAdd, wire.KMACChange, wire.KMACReplace, wire.KMACDel:
+			decodeChange(&d, &ev)
+		case wire.KBatch:
+			if ev.batch, ev.staged, err = c.stageBatch(&d, ev.err == nil); err != nil {
+				c.fatal(err)
+				return
+			}
 		case wire.KGet:
 			ev.table = d.U32("table")
 			ev.addr = d.Addr("address")
@@ -111,10 +117,6 @@ func (c *conn) read() {
 			c.close()
 			c.gone(errors.New("goodbye"))
 			return
-		case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
-			ev.mac, ev.ip, ev.dev = d.MACValue()
-		case wire.KMACDel:
-			ev.mac = d.MAC("mac")
 		case wire.KLoad, wire.KMACLoad:
 			send, err := ld.chunk(c.s, &ev, &d)
 			if err != nil {
@@ -136,7 +138,107 @@ func (c *conn) read() {
 			return
 		}
 		if !c.submit(ev) {
+			c.s.staged.Add(-ev.staged)
 			return
+		}
+	}
+}
+
+// decodeChange decodes the body of a change request of ev.kind, as a
+// request or as an entry of a batch.
+func decodeChange(d *wire.Decoder, ev *evRequest) {
+	switch ev.kind {
+	case wire.KAdd, wire.KChange, wire.KReplace:
+		ev.route = d.Route()
+	case wire.KDel, wire.KRouteFlush:
+		ev.sel = d.Selector()
+	case wire.KMACAdd, wire.KMACChange, wire.KMACReplace:
+		ev.mac, ev.ip, ev.dev = d.MACValue()
+	case wire.KMACDel:
+		ev.mac = d.MAC("mac")
+	}
+}
+
+// stageBatch checks a batch request's entries (flags, count, entries),
+// each as the request of its kind, and copies them for the loop, which
+// decodes them again as it applies them: a checked batch costs its bytes
+// while it waits, charged to the staging budget that loads share, not a
+// decoded request per entry. A batch that the peer may not send is only
+// read, not staged: the loop refuses it.
+func (c *conn) stageBatch(d *wire.Decoder, permitted bool) (*batch, int64, error) {
+	b := &batch{force: d.U8("flags")&wire.BatchForce != 0}
+	n := d.U32("count")
+	raw := d.Rest()
+	if err := d.Err(); err != nil {
+		return nil, 0, fmt.Errorf("bad request: %w", err)
+	}
+	var one wire.Decoder
+	for i, e := range batchEntries(raw, n) {
+		if e.err != nil {
+			return nil, 0, fmt.Errorf("bad request: batch entry %d: %w", i+1, e.err)
+		}
+		one.Reset(e.body)
+		decodeChange(&one, &evRequest{kind: e.kind})
+		if err := one.Finish(); err != nil {
+			return nil, 0, fmt.Errorf("bad request: batch entry %d (kind %d): %w", i+1, e.kind, err)
+		}
+	}
+	if !permitted {
+		return b, 0, nil
+	}
+	b.n, b.raw = n, append([]byte(nil), raw...)
+	size := int64(len(b.raw))
+	if total := c.s.staged.Add(size); total > c.s.cfg.Limits.StagedBytes {
+		c.s.staged.Add(-size)
+		c.s.rates.warn("staging budget", "batch refused: staging budget used up", "staged_bytes", total-size, "limit", c.s.cfg.Limits.StagedBytes)
+		b.err = fmt.Errorf("batch refused: rtmd is staging %d bytes of loads and batches, limit %d (-max-staged); retry later", total-size, c.s.cfg.Limits.StagedBytes)
+		b.raw, b.n = nil, 0
+		return b, 0, nil
+	}
+	return b, size, nil
+}
+
+// batch is a KBatch request's entries, checked, as they came.
+type batch struct {
+	force bool
+	n     uint32
+	raw   []byte
+	err   error // refused before the loop: the reply
+}
+
+type batchEntry struct {
+	kind byte
+	body []byte
+	err  error // the entries end here
+}
+
+// batchEntries yields the n entries of raw (kind, length, body); an entry
+// that does not fit, or bytes left after the last, end it with an error.
+func batchEntries(raw []byte, n uint32) iter.Seq2[int, batchEntry] {
+	return func(yield func(int, batchEntry) bool) {
+		off := 0
+		for i := 0; i < int(n); i++ {
+			if len(raw)-off < 5 {
+				yield(i, batchEntry{err: fmt.Errorf("truncated at byte %d", off)})
+				return
+			}
+			kind, size := raw[off], binary.LittleEndian.Uint32(raw[off+1:])
+			off += 5
+			switch {
+			case !wire.IsBatchKind(kind):
+				yield(i, batchEntry{err: fmt.Errorf("kind %d is not a change", kind)})
+				return
+			case uint64(size) > uint64(len(raw)-off):
+				yield(i, batchEntry{err: fmt.Errorf("%d bytes, %d left", size, len(raw)-off)})
+				return
+			}
+			if !yield(i, batchEntry{kind: kind, body: raw[off : off+int(size)]}) {
+				return
+			}
+			off += int(size)
+		}
+		if off != len(raw) {
+			yield(int(n), batchEntry{err: fmt.Errorf("%d bytes after the last entry", len(raw)-off)})
 		}
 	}
 }

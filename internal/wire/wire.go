@@ -80,7 +80,30 @@ const (
 	KStatus     = 18 // the reply is rtmd's status, as JSON
 	KMACSeg     = 19 // the reply is the current MAC segment, as a MACSeg payload
 	KRouteFlush = 20 // selector: delete the routes it picks; the reply is the count and sequence
+	KBatch      = 21 // many changes, applied in order in one turn; see AppendBatchEntry
 )
+
+// BatchForce, in a KBatch request's flags, applies every change of the
+// batch whatever fails; without it the batch stops at its first failure.
+const BatchForce = 1
+
+// IsBatchKind reports whether a request of this kind may be an entry of a
+// KBatch request: the changes to the tables.
+func IsBatchKind(kind byte) bool {
+	switch kind {
+	case KAdd, KChange, KReplace, KDel, KRouteFlush, KMACAdd, KMACChange, KMACReplace, KMACDel, KFlush:
+		return true
+	}
+	return false
+}
+
+// AppendBatchEntry appends one entry of a KBatch request: kind uint8, body
+// length uint32, body (as the request of that kind carries it).
+func AppendBatchEntry(b []byte, kind byte, body []byte) []byte {
+	b = append(b, kind)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(body)))
+	return append(b, body...)
+}
 
 // DefaultMaxLoad is the most routes rtmd takes in one load by default.
 const DefaultMaxLoad = 1 << 24

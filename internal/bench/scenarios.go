@@ -386,11 +386,11 @@ func readRoutes(file string) ([]client.Route, error) {
 	}
 	var routes []client.Route
 	for line := range splitLines(string(data)) {
-		r, err := parseRoute(line)
+		r, err := client.ParseRoute(line)
 		if err != nil {
 			return nil, err
 		}
-		routes = append(routes, publicRoute(&r))
+		routes = append(routes, r)
 	}
 	return routes, nil
 }
@@ -548,14 +548,4 @@ func (b *bench) mac(ctx context.Context) error {
 func parseRoute(line string) (route.Route, error) {
 	r, _, err := route.ParseLine(line)
 	return r, err
-}
-
-// publicRoute converts a parsed route for the client library.
-func publicRoute(r *route.Route) client.Route {
-	c := client.Route{Table: r.Table, Dst: r.Dst, Type: client.RouteType(r.Type),
-		Protocol: client.Protocol(r.Proto), Metric: r.Metric, Src: r.Src}
-	for _, h := range r.Hops {
-		c.NextHops = append(c.NextHops, client.NextHop{Gateway: h.Gateway, Dev: h.Dev, Weight: int(h.Weight)})
-	}
-	return c
 }

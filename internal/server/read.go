@@ -85,6 +85,16 @@ func (c *conn) read() {
 		d.Reset(p)
 		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
 		ev.err = c.permitted(ev.kind)
+		if ev.err != nil && ev.kind != wire.KLoad && ev.kind != wire.KMACLoad {
+			// Refused whatever it says, so not decoded: the decoder
+			// interns nothing for a peer that may not write (a load's
+			// staging drops its chunks).
+			d.Rest()
+			if !c.submit(ev) {
+				return
+			}
+			continue
+		}
 		switch ev.kind {
 		case wire.KAdd, wire.KChange, wire.KReplace:
 			ev.route = d.Route()

@@ -163,6 +163,9 @@ func (r *Route) Validate() error {
 	if !r.Type.Valid() {
 		return &FieldError{"type", strconv.Itoa(int(r.Type)), "not a route type rtm keeps"}
 	}
+	if r.Proto == 0 {
+		return &FieldError{"proto", "0", "not a protocol rtm keeps (1..255)"}
+	}
 	if r.Src.IsValid() {
 		if err := checkAddr(r.Src); err != nil {
 			return &FieldError{"src", r.Src.String(), err.Error()}

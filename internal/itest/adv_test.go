@@ -1,8 +1,15 @@
 package itest_test
 
 import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/wire"
 )
 
 // TestProtoZeroNotSilentlyStatic: a route written with proto 0 is either
@@ -31,5 +38,55 @@ func TestProtoZeroNotSilentlyStatic(t *testing.T) {
 				t.Errorf("rtm %v stored %q, want proto 0 kept", tc.args, show)
 			}
 		})
+	}
+}
+
+// TestStagingBudgetCounts32Hops: a load in which every route has its own
+// 32 next hops (IPv6 gateways, 15-byte interface names) holds what
+// -max-staged charges it, within half again: its next hops, their key in
+// the batch's interner, their names and the decoder's copy cost ~136 bytes
+// a hop, not 48.
+func TestStagingBudgetCounts32Hops(t *testing.T) {
+	const budget = 20_000_000
+	d := startRtmd(t, "-max-staged", strconv.Itoa(budget))
+	base := d.status().HeapLive
+	p := dialPeer(t, "unix", d.socket)
+	refused := false
+	seed := 0
+	for id := uint32(1); id < 400 && !refused; id++ {
+		b := binary.LittleEndian.AppendUint32(nil, 200)
+		for range 200 {
+			seed++
+			a := [16]byte{0x20, 0x01, 0x0d, 0xb8, byte(seed >> 24), byte(seed >> 16), byte(seed >> 8), byte(seed)}
+			r := route.Route{Table: route.TableMain, Dst: netip.PrefixFrom(netip.AddrFrom16(a), 64),
+				Attrs: route.Attrs{Type: route.Unicast, Proto: route.ProtoStatic, Hops: make([]route.NextHop, route.MaxHops)}}
+			for j := range r.Hops {
+				a[15] = byte(j + 1)
+				r.Hops[j] = route.NextHop{Gateway: netip.AddrFrom16(a), Dev: fmt.Sprintf("e%08x%06d", seed, j), Weight: 2}
+			}
+			b = wire.AppendRoute(b, r)
+		}
+		p.send(loadChunk(1, wire.KLoad, false, b))
+		p.send(wire.AppendRequest(nil, 1000+id, wire.KGet, wire.AppendAddr(make([]byte, 4), netip.MustParseAddr("1.1.1.1"))))
+		for {
+			typ, body := p.frame()
+			if typ != wire.TReply {
+				continue
+			}
+			if got := binary.LittleEndian.Uint32(body); got == 1 {
+				if !strings.Contains(string(body), "-max-staged") {
+					t.Fatalf("load refused with %q", body[5:])
+				}
+				refused = true
+				continue
+			}
+			break
+		}
+	}
+	if !refused {
+		t.Fatal("a load far past -max-staged was never refused")
+	}
+	if heap := d.status().HeapLive; heap > base+budget*3/2 {
+		t.Errorf("live heap %d MB while staging %d routes against a %d MB budget (from %d MB)", heap>>20, seed, budget>>20, base>>20)
 	}
 }

@@ -90,3 +90,14 @@ func TestStagingBudgetCounts32Hops(t *testing.T) {
 		t.Errorf("live heap %d MB while staging %d routes against a %d MB budget (from %d MB)", heap>>20, seed, budget>>20, base>>20)
 	}
 }
+
+// TestBatchLongLineNumbered: a batch line past rtm's 1 MiB limit stops the
+// batch with that line's number, as every other failing line does.
+func TestBatchLongLineNumbered(t *testing.T) {
+	d := startRtmd(t)
+	in := "route add 10.0.0.0/8 dev eth0\n# 2\nroute add " + strings.Repeat("x", 2<<20) + "\nroute show\n"
+	_, errs, code := d.rtm(in, "-batch", "-")
+	if code != 1 || !strings.Contains(errs, "line 3") {
+		t.Errorf("rtm -batch with a 2 MiB line 3: exit %d, %q; want exit 1 naming line 3", code, errs)
+	}
+}

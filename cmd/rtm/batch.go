@@ -35,8 +35,9 @@ func (e *env) runBatch(ctx context.Context) error {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	opts := command.Options{Family: e.family}
-	failed, total := 0, 0
-	for num := 1; sc.Scan(); num++ {
+	failed, total, num := 0, 0, 0
+	for sc.Scan() {
+		num++
 		line := sc.Text()
 		if t := strings.TrimSpace(line); t == "" || t[0] == '#' {
 			continue
@@ -56,7 +57,7 @@ func (e *env) runBatch(ctx context.Context) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
+		return fmt.Errorf("line %d: reading %s: %w", num+1, name, err)
 	}
 	if failed > 0 {
 		return errBatchFailed{failed, total}

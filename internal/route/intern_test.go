@@ -2,6 +2,7 @@ package route_test
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/rtm-project/rtm/internal/route"
@@ -44,5 +45,20 @@ func TestInternDistinctHopLists(t *testing.T) {
 	ia, ib := in.Intern(&a), in.Intern(&b)
 	if ia == ib {
 		t.Errorf("Interner.Intern gave both hop lists the number %d", ia)
+	}
+}
+
+// TestCheckDevByte: the byte CheckDev refuses is shown as the byte it is,
+// not as the Latin-1 character of its value ('Ã' for the first byte of é).
+func TestCheckDevByte(t *testing.T) {
+	for _, tc := range []struct{ dev, want string }{
+		{"eth\u00e9", `byte '\xc3' at 3`},
+		{"a\x00", `byte '\x00' at 1`},
+		{"a b", `byte ' ' at 1`},
+	} {
+		err := route.CheckDev(tc.dev)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CheckDev(%q) = %v, want it to name %s", tc.dev, err, tc.want)
+		}
 	}
 }

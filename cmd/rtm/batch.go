@@ -44,7 +44,9 @@ func (e *env) runBatch(ctx context.Context) error {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	opts := command.Options{Family: e.family}
 	b := batchRun{e: e}
-	for num := 1; sc.Scan(); num++ {
+	num := 0
+	for sc.Scan() {
+		num++
 		line := sc.Text()
 		if t := strings.TrimSpace(line); t == "" || t[0] == '#' {
 			continue
@@ -54,11 +56,13 @@ func (e *env) runBatch(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading %s: %w", name, err)
-	}
+	// The changes read before a line that cannot be read are applied,
+	// as they would be before a line that fails.
 	if err := b.send(ctx); err != nil {
 		return err
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("line %d: reading %s: %w", num+1, name, err)
 	}
 	if b.failed > 0 {
 		return errBatchFailed{b.failed, b.total}

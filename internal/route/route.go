@@ -142,7 +142,11 @@ func CheckDev(s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c > '~' || c == '/' || c == ':' {
-			return &FieldError{"dev", s, fmt.Sprintf("byte %q at %d is not allowed in an interface name", c, i)}
+			q := fmt.Sprintf("%q", c)
+			if c >= 0x80 { // %q would show the Latin-1 character c is the number of
+				q = fmt.Sprintf(`'\x%02x'`, c)
+			}
+			return &FieldError{"dev", s, fmt.Sprintf("byte %s at %d is not allowed in an interface name", q, i)}
 		}
 	}
 	return nil
@@ -162,6 +166,9 @@ func (r *Route) Validate() error {
 	}
 	if !r.Type.Valid() {
 		return &FieldError{"type", strconv.Itoa(int(r.Type)), "not a route type rtm keeps"}
+	}
+	if r.Proto == 0 {
+		return &FieldError{"proto", "0", "not a protocol rtm keeps (1..255)"}
 	}
 	if r.Src.IsValid() {
 		if err := checkAddr(r.Src); err != nil {

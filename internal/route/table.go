@@ -346,7 +346,10 @@ func keyOf(a *Attrs) attrKey {
 	}
 	if len(a.Hops) > 1 {
 		var b []byte
+		// Each hop says how long its gateway is, so that no two lists
+		// write the same bytes.
 		for _, h := range a.Hops[1:] {
+			b = append(b, byte(h.Gateway.BitLen()/8))
 			b, _ = h.Gateway.AppendBinary(b)
 			b = append(b, byte(h.Weight>>8), byte(h.Weight), byte(len(h.Dev)))
 			b = append(b, h.Dev...)

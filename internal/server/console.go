@@ -51,6 +51,10 @@ func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, inter
 		}
 		w.Flush()
 		if !sc.Scan() {
+			if err := sc.Err(); err != nil {
+				// bufio.Scanner cannot go on past a line too long.
+				fmt.Fprintf(w, "error: %v; the console stops (rtmd goes on)\n", err)
+			}
 			return "", false
 		}
 		return strings.TrimSpace(sc.Text()), true

@@ -14,8 +14,9 @@ import (
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
-// maxLine is the longest command line rtmd takes from the queue.
-const maxLine = 1024
+// maxLine is the longest command line rtmd takes from the queue: a whole
+// message, since the longest route (32 next hops) is some 2.7 KB of text.
+const maxLine = queueMsgSize
 
 // MQOff as Config.MQ (rtmd -mq off) runs rtmd without a queue.
 const MQOff = "off"
@@ -24,7 +25,7 @@ const MQOff = "off"
 // A queue charges its creator's RLIMIT_MSGQUEUE for its whole capacity
 // (mq.Attr.Bytes: 33,536 bytes for these), and the default limit is
 // 819,200 bytes per uid, so one user can run some 24 rtmds. A message of
-// 4096 bytes holds several lines of up to maxLine; eight of them queue
+// 4096 bytes holds one line or several; eight of them queue
 // while rtmd's loop is busy, and a sender waits for room beyond that.
 const (
 	queueMaxMsg  = 8

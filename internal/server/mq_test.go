@@ -13,7 +13,7 @@ func TestParseMessage(t *testing.T) {
 		"\n# a comment\n" +
 		"mac replace 02:00:00:00:00:01 10.0.0.1\n" +
 		"route show\n" +
-		"route add 10.1.0.0/16 via 10.1.1.1 dev " + strings.Repeat("x", 2000) + "\n" +
+		"route add 10.1.0.0/16 via 10.1.1.1 dev " + strings.Repeat("x", 5000) + "\n" +
 		"route del 10.\xff.0.0/16\n" +
 		"route flush table 7 proto bgp\n" +
 		"flush\n" +

@@ -87,12 +87,22 @@ func (c *conn) read() {
 		d.Reset(p)
 		ev := evRequest{c: c, id: d.U32("id"), kind: d.U8("kind")}
 		ev.err = c.permitted(ev.kind)
+		if ev.err != nil && ev.kind != wire.KLoad && ev.kind != wire.KMACLoad {
+			// Refused whatever it says, so not decoded: the decoder
+			// interns nothing for a peer that may not write (a load's
+			// staging drops its chunks).
+			d.Rest()
+			if !c.submit(ev) {
+				return
+			}
+			continue
+		}
 		switch ev.kind {
 		case wire.KAdd, wire.KChange, wire.KReplace, wire.KDel, wire.KRouteFlush,
 			wire.KMACAdd, wire.KMACChange, wire.KMACReplace, wire.KMACDel:
 			decodeChange(&d, &ev)
 		case wire.KBatch:
-			if ev.batch, ev.staged, err = c.stageBatch(&d, ev.err == nil); err != nil {
+			if ev.batch, ev.staged, err = c.stageBatch(&d); err != nil {
 				c.fatal(err)
 				return
 			}
@@ -163,9 +173,8 @@ func decodeChange(d *wire.Decoder, ev *evRequest) {
 // each as the request of its kind, and copies them for the loop, which
 // decodes them again as it applies them: a checked batch costs its bytes
 // while it waits, charged to the staging budget that loads share, not a
-// decoded request per entry. A batch that the peer may not send is only
-// read, not staged: the loop refuses it.
-func (c *conn) stageBatch(d *wire.Decoder, permitted bool) (*batch, int64, error) {
+// decoded request per entry.
+func (c *conn) stageBatch(d *wire.Decoder) (*batch, int64, error) {
 	b := &batch{force: d.U8("flags")&wire.BatchForce != 0}
 	n := d.U32("count")
 	raw := d.Rest()
@@ -182,9 +191,6 @@ func (c *conn) stageBatch(d *wire.Decoder, permitted bool) (*batch, int64, error
 		if err := one.Finish(); err != nil {
 			return nil, 0, fmt.Errorf("bad request: batch entry %d (kind %d): %w", i+1, e.kind, err)
 		}
-	}
-	if !permitted {
-		return b, 0, nil
 	}
 	b.n, b.raw = n, append([]byte(nil), raw...)
 	size := int64(len(b.raw))

@@ -144,7 +144,7 @@ func (t *Table) Get(k Key) (Attrs, bool) {
 	if !ok {
 		return Attrs{}, false
 	}
-	return t.attrs.list[id], true
+	return *t.attrs.list.at(id), true
 }
 
 // Lookup returns the route of table n with the longest prefix that
@@ -154,7 +154,7 @@ func (t *Table) Lookup(n uint32, a netip.Addr) (Route, bool) {
 	if !ok {
 		return Route{}, false
 	}
-	return Route{Table: n, Dst: p, Attrs: t.attrs.list[id]}, true
+	return Route{Table: n, Dst: p, Attrs: *t.attrs.list.at(id)}, true
 }
 
 // Set stores r, which must be valid, and reports the attributes its key
@@ -171,7 +171,7 @@ func (t *Table) Set(r *Route) (old Attrs, had bool) {
 	fi := famIndex(r.Dst.Addr())
 	f := &tb.fam[fi]
 	s := f.writableShard(r.Dst, t.gen)
-	id := t.attrs.ref(&r.Attrs)
+	id := t.attrs.ref(&r.Attrs, t.gen)
 	var oldID uint32
 	s.t.Modify(r.Dst, func(v uint32, ok bool) (uint32, bool) {
 		oldID, had = v, ok
@@ -182,8 +182,8 @@ func (t *Table) Set(r *Route) (old Attrs, had bool) {
 		t.size[fi]++
 		return Attrs{}, false
 	}
-	old = t.attrs.list[oldID]
-	t.attrs.unref(oldID)
+	old = *t.attrs.list.at(oldID)
+	t.attrs.unref(oldID, t.gen)
 	return old, true
 }
 
@@ -206,8 +206,8 @@ func (t *Table) Delete(k Key) (old Attrs, had bool) {
 	if f.size == 0 && tb.fam[1-fi].size == 0 {
 		delete(t.tabs, k.Table)
 	}
-	old = t.attrs.list[oldID]
-	t.attrs.unref(oldID)
+	old = *t.attrs.list.at(oldID)
+	t.attrs.unref(oldID, t.gen)
 	return old, true
 }
 
@@ -225,14 +225,14 @@ func (t *Table) All() iter.Seq[Route] { return all(t.tabs, t.attrs.list) }
 // while the Table changes.
 type View struct {
 	tabs  map[uint32]*tab
-	attrs []Attrs
+	attrs attrList
 	size  [2]int
 }
 
 // Freeze returns a View of the table as it is now. The table copies a shard
 // on its first write after the Freeze.
 func (t *Table) Freeze() *View {
-	v := &View{tabs: make(map[uint32]*tab, len(t.tabs)), attrs: slices.Clone(t.attrs.list), size: t.size}
+	v := &View{tabs: make(map[uint32]*tab, len(t.tabs)), attrs: t.attrs.list.share(), size: t.size}
 	for n, tb := range t.tabs {
 		c := new(tab)
 		for i := range tb.fam {
@@ -258,7 +258,7 @@ func (v *View) Get(k Key) (Attrs, bool) {
 	if !ok {
 		return Attrs{}, false
 	}
-	return v.attrs[id], true
+	return *v.attrs.at(id), true
 }
 
 // Lookup returns the route of table n with the longest prefix that
@@ -268,10 +268,10 @@ func (v *View) Lookup(n uint32, a netip.Addr) (Route, bool) {
 	if !ok {
 		return Route{}, false
 	}
-	return Route{Table: n, Dst: p, Attrs: v.attrs[id]}, true
+	return Route{Table: n, Dst: p, Attrs: *v.attrs.at(id)}, true
 }
 
-func all(tabs map[uint32]*tab, attrs []Attrs) iter.Seq[Route] {
+func all(tabs map[uint32]*tab, attrs attrList) iter.Seq[Route] {
 	return func(yield func(Route) bool) {
 		for _, n := range slices.Sorted(maps.Keys(tabs)) {
 			for i := range tabs[n].fam {
@@ -287,11 +287,11 @@ func all(tabs map[uint32]*tab, attrs []Attrs) iter.Seq[Route] {
 // key has only zeros past its first keyBits bits, so it sorts before every
 // prefix of the shard with the same key: each shard is preceded by the short
 // prefixes of its key.
-func (f *family) all(n uint32, attrs []Attrs, yield func(Route) bool) bool {
+func (f *family) all(n uint32, attrs attrList, yield func(Route) bool) bool {
 	var short []Route
 	if f.short != nil {
 		for p, id := range f.short.t.AllSorted() {
-			short = append(short, Route{Table: n, Dst: p, Attrs: attrs[id]})
+			short = append(short, Route{Table: n, Dst: p, Attrs: *attrs.at(id)})
 		}
 	}
 	keys := slices.Sorted(maps.Keys(f.shards))
@@ -303,7 +303,7 @@ func (f *family) all(n uint32, attrs []Attrs, yield func(Route) bool) bool {
 			short = short[1:]
 		}
 		for p, id := range f.shards[k].t.AllSorted() {
-			if !yield(Route{Table: n, Dst: p, Attrs: attrs[id]}) {
+			if !yield(Route{Table: n, Dst: p, Attrs: *attrs.at(id)}) {
 				return false
 			}
 		}
@@ -319,7 +319,7 @@ func (f *family) all(n uint32, attrs []Attrs, yield func(Route) bool) bool {
 // attrSet interns attributes with reference counts. Freed indexes are
 // reused.
 type attrSet struct {
-	list []Attrs
+	list attrList
 	refs []uint32
 	ids  map[attrKey]uint32
 	free []uint32
@@ -368,9 +368,9 @@ func recentSlot(a *Attrs) int {
 	return int(x^byte(a.Metric)*5^byte(len(a.Hops))*11) & 63
 }
 
-func (h *attrSet) ref(a *Attrs) uint32 {
+func (h *attrSet) ref(a *Attrs, gen uint64) uint32 {
 	slot := recentSlot(a)
-	if id := h.recent[slot]; int(id) < len(h.list) && h.refs[id] > 0 && h.list[id].Equal(a) {
+	if id := h.recent[slot]; int(id) < h.list.n && h.refs[id] > 0 && h.list.at(id).Equal(a) {
 		h.refs[id]++
 		return id
 	}
@@ -394,10 +394,10 @@ func (h *attrSet) ref(a *Attrs) uint32 {
 	if n := len(h.free); n > 0 {
 		id = h.free[n-1]
 		h.free = h.free[:n-1]
-		h.list[id], h.refs[id] = c, 1
+		*h.list.writable(id, gen) = c
+		h.refs[id] = 1
 	} else {
-		id = uint32(len(h.list))
-		h.list = append(h.list, c)
+		id = h.list.append(c, gen)
 		h.refs = append(h.refs, 1)
 	}
 	h.ids[k] = id
@@ -405,13 +405,60 @@ func (h *attrSet) ref(a *Attrs) uint32 {
 	return id
 }
 
-func (h *attrSet) unref(id uint32) {
+func (h *attrSet) unref(id uint32, gen uint64) {
 	h.refs[id]--
 	if h.refs[id] == 0 {
-		delete(h.ids, keyOf(&h.list[id]))
-		h.list[id] = Attrs{}
+		delete(h.ids, keyOf(h.list.at(id)))
+		*h.list.writable(id, gen) = Attrs{}
 		h.free = append(h.free, id)
 	}
+}
+
+// attrList holds the interned attributes by index, in chunks that views
+// share: a Freeze copies the list of chunks, not the attributes, and the
+// table copies a chunk on its first write after a Freeze, as it does a
+// shard. So a snapshot costs O(distinct / attrChunkLen) however many
+// distinct attributes a table has.
+type attrList struct {
+	chunks []*attrChunk
+	n      int // indexes in use: 0..n-1
+}
+
+const attrChunkLen = 256
+
+type attrChunk struct {
+	gen uint64
+	a   [attrChunkLen]Attrs
+}
+
+func (l *attrList) at(id uint32) *Attrs { return &l.chunks[id/attrChunkLen].a[id%attrChunkLen] }
+
+// writable returns the entry id for writing, copying its chunk first if a
+// view may share it (its gen is older than gen).
+func (l *attrList) writable(id uint32, gen uint64) *Attrs {
+	c := l.chunks[id/attrChunkLen]
+	if c.gen != gen {
+		c = &attrChunk{gen: gen, a: c.a}
+		l.chunks[id/attrChunkLen] = c
+	}
+	return &c.a[id%attrChunkLen]
+}
+
+// append stores a in a new index and returns it.
+func (l *attrList) append(a Attrs, gen uint64) uint32 {
+	id := uint32(l.n)
+	if l.n%attrChunkLen == 0 {
+		l.chunks = append(l.chunks, &attrChunk{gen: gen})
+	}
+	l.n++
+	*l.writable(id, gen) = a
+	return id
+}
+
+// share returns a copy of the list that shares its chunks; the caller
+// bumps the table's gen, so that the table copies a chunk before writing it.
+func (l *attrList) share() attrList {
+	return attrList{chunks: slices.Clone(l.chunks), n: l.n}
 }
 
 // Interner numbers distinct attributes, for a batch of routes that is

@@ -199,13 +199,14 @@ func TestClientMenu(t *testing.T) {
 }
 
 // TestConsole drives rtmd's console through a stdin pipe with -console:
-// the grammar, selectors, and the questions before flush all and stop.
+// the grammar, selectors, and the questions before flush all, route flush
+// and stop.
 func TestConsole(t *testing.T) {
 	d := startRtmd(t, "-console")
 	fmt.Fprint(d.stdin, "route add 10.0.0.0/8 via 10.1.1.1 dev eth0\n2\n10.2.0.0/16 via 10.1.1.1 dev eth2\n6 10.2.3.4\n"+
 		"route add 1.2.3.4/40 via 1.1.1.1 dev x\nroute add 10.3.0.0/16 dev eth3 table 9\n"+
 		"flush all\nn\nf all\nstop\nno\n13\nmaybe\nmac add 02:00:00:00:00:01 10.0.0.1 dev eth0\nmac show -j\n"+
-		"route flush table 9\nroute show table all dev eth2\n1\n")
+		"route flush table 9\ny\nroute show table all dev eth2\n1\n")
 	d.stdin.Close()
 	want := "10.0.0.0/8 via 10.1.1.1 dev eth0 proto static\n10.2.0.0/16 via 10.1.1.1 dev eth2 proto static\n"
 	deadline := time.Now().Add(10 * time.Second)
@@ -218,7 +219,8 @@ func TestConsole(t *testing.T) {
 	out := d.stdout.String()
 	for _, w := range []string{"ok\nok\n10.2.0.0/16 via 10.1.1.1 dev eth2 proto static\n", `error: route add: invalid dst "1.2.3.4/40"`,
 		"flush all routes and MACs? [y/N] n\ncancelled\n", `error: command "f": flush is never abbreviated`,
-		"stop rtmd? [y/N] no\ncancelled\n", "flush all routes and MACs? [y/N] maybe\ncancelled\n", "1 routes flushed\n",
+		"stop rtmd? [y/N] no\ncancelled\n", "flush all routes and MACs? [y/N] maybe\ncancelled\n",
+		"flush the routes that route flush table 9 picks? [y/N] y\n1 routes flushed\n",
 		`ok` + "\n" + `[{"dst":"10.0.0.1","dev":"eth0","lladdr":"02:00:00:00:00:01"}]` + "\n"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("console output lacks %q:\n%s", w, out)

@@ -421,6 +421,12 @@ func TestStagingBudget(t *testing.T) {
 	d := startRtmd(t, "-max-staged", "100000")
 	a := dialPeer(t, "unix", d.socket)
 	a.send(loadChunk(1, wire.KLoad, false, routeChunk(3000, "10.1.1.1"))) // ~60 kB and its index
+	// a's reader handles its frames in order: once it has answered a
+	// status request sent after the chunk, the chunk is staged.
+	a.send(wire.AppendRequest(nil, 50, wire.KStatus, nil))
+	if st, msg := a.reply(50); st != wire.StatusOK {
+		t.Fatalf("status after the first chunk: %d %q", st, msg)
+	}
 	b := dialPeer(t, "unix", d.socket)
 	b.send(loadChunk(2, wire.KLoad, false, routeChunk(3000, "10.1.1.2")))
 	if st, msg := b.reply(2); st != wire.StatusError || !strings.Contains(msg, "-max-staged") {

@@ -85,8 +85,16 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
-	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Msg)
+	v := e.Value
+	if len(v) > maxShown {
+		v = v[:maxShown] + "..."
+	}
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, v, e.Msg)
 }
+
+// maxShown is the most bytes of a bad value an error repeats: a peer's
+// megabyte-long word is not worth a megabyte-long log line.
+const maxShown = 64
 
 // ParsePrefix parses a destination prefix. A bare address means a host route
 // (/32 or /128). A prefix with host bits set is refused, as `ip` refuses it,

@@ -105,8 +105,12 @@ func (s *Server) Console(ctx context.Context, in io.Reader, out io.Writer, inter
 			fmt.Fprintln(w, consoleMenu)
 			continue
 		}
-		if cmd, err := command.ParseLine(line); err == nil && cmd.Verb == command.Flush {
-			yes, ok := confirm("flush all routes and MACs?")
+		if cmd, err := command.ParseLine(line); err == nil && (cmd.Verb == command.Flush || cmd.Verb == command.RouteFlush) {
+			q := "flush all routes and MACs?"
+			if cmd.Verb == command.RouteFlush {
+				q = "flush the routes that " + strings.TrimSpace(line) + " picks?"
+			}
+			yes, ok := confirm(q)
 			if !ok {
 				return
 			}

@@ -160,32 +160,61 @@ func (t *Table) Lookup(n uint32, a netip.Addr) (Route, bool) {
 // Set stores r, which must be valid, and reports the attributes its key
 // had before.
 func (t *Table) Set(r *Route) (old Attrs, had bool) {
-	tb := t.tabs[r.Table]
-	if tb == nil {
-		if t.tabs == nil {
-			t.tabs = make(map[uint32]*tab)
-		}
-		tb = new(tab)
-		t.tabs[r.Table] = tb
-	}
-	fi := famIndex(r.Dst.Addr())
-	f := &tb.fam[fi]
-	s := f.writableShard(r.Dst, t.gen)
 	id := t.attrs.ref(&r.Attrs, t.gen)
-	var oldID uint32
-	s.t.Modify(r.Dst, func(v uint32, ok bool) (uint32, bool) {
-		oldID, had = v, ok
-		return id, false
-	})
+	oldID, had := t.setID(r.Key(), id)
 	if !had {
-		f.size++
-		t.size[fi]++
 		return Attrs{}, false
 	}
 	old = *t.attrs.list.at(oldID)
 	t.attrs.unref(oldID, t.gen)
 	return old, true
 }
+
+// setID makes key k refer to the attributes numbered id, which the caller
+// has referenced, and returns the number k had; the caller unreferences
+// it.
+func (t *Table) setID(k Key, id uint32) (oldID uint32, had bool) {
+	tb := t.tabs[k.Table]
+	if tb == nil {
+		if t.tabs == nil {
+			t.tabs = make(map[uint32]*tab)
+		}
+		tb = new(tab)
+		t.tabs[k.Table] = tb
+	}
+	fi := famIndex(k.Dst.Addr())
+	f := &tb.fam[fi]
+	s := f.writableShard(k.Dst, t.gen)
+	s.t.Modify(k.Dst, func(v uint32, ok bool) (uint32, bool) {
+		oldID, had = v, ok
+		return id, false
+	})
+	if !had {
+		f.size++
+		t.size[fi]++
+	}
+	return oldID, had
+}
+
+// Hold interns a and holds it: its number stays valid until Release,
+// whatever routes come and go. A caller that sets many routes to a few
+// attributes (a load) holds each once and sets routes with SetHeld, which
+// costs no look-up of the attributes.
+func (t *Table) Hold(a *Attrs) uint32 { return t.attrs.ref(a, t.gen) }
+
+// SetHeld makes key k refer to the attributes id that the caller holds,
+// and reports whether k had a route and whether that changed.
+func (t *Table) SetHeld(k Key, id uint32) (had, changed bool) {
+	t.attrs.refs[id]++
+	oldID, had := t.setID(k, id)
+	if had {
+		t.attrs.unref(oldID, t.gen)
+	}
+	return had, !had || oldID != id
+}
+
+// Release lets go of attributes that Hold held.
+func (t *Table) Release(id uint32) { t.attrs.unref(id, t.gen) }
 
 // Delete removes the route with key k and reports the attributes it had.
 func (t *Table) Delete(k Key) (old Attrs, had bool) {

@@ -69,11 +69,21 @@ func TestTableDifferential(t *testing.T) {
 		}
 		k := r.Key()
 		switch rng.IntN(3) {
-		case 0, 1:
+		case 0:
 			old, had := tb.Set(&r)
 			want, wantHad := ref[k]
 			if had != wantHad || !old.Equal(&want.Attrs) {
 				t.Fatalf("step %d: Set(%v) = %v, %v; want %v, %v", i, r, old, had, want.Attrs, wantHad)
+			}
+			ref[k] = r
+		case 1:
+			// As a load sets routes: attributes held, then released.
+			id := tb.Hold(&r.Attrs)
+			had, changed := tb.SetHeld(k, id)
+			tb.Release(id)
+			want, wantHad := ref[k]
+			if had != wantHad || changed != !(wantHad && want.Attrs.Equal(&r.Attrs)) {
+				t.Fatalf("step %d: SetHeld(%v) = %v, %v; had %v, %v", i, r, had, changed, wantHad, want.Attrs)
 			}
 			ref[k] = r
 		case 2:

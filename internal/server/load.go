@@ -67,6 +67,17 @@ func (b *loadBatch) add(p []byte, max int) error {
 // load applies a staged batch as replaces, in order. It was checked when it
 // arrived, so nothing here can fail half-way.
 func (s *Server) load(b *loadBatch) int {
+	// The table holds each of the batch's attributes for the load, so
+	// that setting a route costs no look-up of its attributes.
+	held := make([]uint32, b.attrs.Len())
+	for i := range held {
+		held[i] = s.table.Hold(b.attrs.Attrs(uint32(i)))
+	}
+	defer func() {
+		for _, id := range held {
+			s.table.Release(id)
+		}
+	}()
 	n := 0
 	for _, ch := range b.chunks {
 		for i, e := range ch.ents {
@@ -75,10 +86,8 @@ func (s *Server) load(b *loadBatch) int {
 				end = int(ch.ents[i+1].off)
 			}
 			raw := ch.raw[e.off:end]
-			k := wire.RouteKey(raw)
-			r := route.Route{Table: k.Table, Dst: k.Dst, Attrs: *b.attrs.Attrs(e.attr)}
-			old, had := s.table.Set(&r)
-			if had && old.Equal(&r.Attrs) {
+			had, changed := s.table.SetHeld(wire.RouteKey(raw), held[e.attr])
+			if !changed {
 				continue
 			}
 			op := byte(wire.OpAdd)

@@ -82,7 +82,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(rec)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := compat.Decode(b)
-		if err != nil || got.Route.Validate() != nil {
+		// What rtmd sends is a route the record holds; a record without a
+		// gateway decodes (as a classic client reads it) but is never sent.
+		if err != nil || got.Route.Validate() != nil || compat.Holds(&got.Route) != nil {
 			return
 		}
 		again, err := compat.Append(nil, got.Op, got.Route)

@@ -1,13 +1,22 @@
 // Package client is the Go client library of rtm: it talks to rtmd over its
-// Unix socket to change the routing table, and keeps a local copy of the
-// table in sync for programs that need fast lookups.
+// Unix socket to change the routing tables, and keeps a local copy of them
+// in sync for programs that need fast lookups.
 //
 // # Requests
 //
-// Dial returns a Conn; Add, Change, Replace, Delete and Load change rtmd's
-// table with iproute2's meanings, Get asks rtmd for a longest-prefix match,
-// and Snapshot streams the whole table once. A Conn is safe for concurrent
-// use; its requests are sent one at a time.
+// A Route is a route as `ip route` has it (docs/routes.md): a table and a
+// prefix, a type, a protocol, a metric, a preferred source and up to 32
+// next hops; ParseRoute reads one as `ip route show` prints it.
+//
+// Dial returns a Conn; Add, Change, Replace, Delete, DeleteMatching,
+// FlushRoutes and Load change rtmd's tables with iproute2's meanings, Get
+// asks rtmd for the route a lookup in a table chooses, and Snapshot streams
+// the whole tables once. Apply sends a list of Changes as one request. Each
+// change returns the sequence number rtmd applied it at, so that a caller
+// can wait until a Mirror has it (Mirror.WaitSeq): read your writes. Errors
+// a caller branches on are ErrExists, ErrNotFound and ErrPermission, for
+// errors.Is. A Conn is safe for concurrent use; its requests are sent one
+// at a time.
 //
 // # Mirrors
 //

@@ -12,8 +12,9 @@ import (
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
-// ErrNoMAC is returned by GetMAC for a MAC that has no entry.
-var ErrNoMAC = errors.New("no entry for that MAC")
+// ErrNoMAC is returned by GetMAC for a MAC that has no entry; it is also
+// ErrNotFound for errors.Is.
+var ErrNoMAC = fmt.Errorf("no entry for that MAC: %w", ErrNotFound)
 
 // segmentOwners returns the uids whose objects may be the MAC segment that
 // rtmd on c names: rtmd's own, known from the Unix socket. Over TCP, where

@@ -36,9 +36,9 @@ type NextHop struct {
 
 // The tables with names, as iproute2 numbers them.
 const (
-	TableDefault = route.TableDefault
-	TableMain    = route.TableMain
-	TableLocal   = route.TableLocal
+	TableDefault = 253
+	TableMain    = 254
+	TableLocal   = 255
 )
 
 // RouteType is a route's type, numbered as Linux's RTN_ constants.
@@ -46,12 +46,12 @@ type RouteType uint8
 
 // The route types rtm keeps.
 const (
-	Unicast     = RouteType(route.Unicast)
-	Local       = RouteType(route.Local)
-	Blackhole   = RouteType(route.Blackhole)
-	Unreachable = RouteType(route.Unreachable)
-	Prohibit    = RouteType(route.Prohibit)
-	Throw       = RouteType(route.Throw)
+	Unicast     RouteType = 1
+	Local       RouteType = 2
+	Blackhole   RouteType = 6
+	Unreachable RouteType = 7
+	Prohibit    RouteType = 8
+	Throw       RouteType = 9
 )
 
 func (t RouteType) String() string { return route.Type(t).String() }
@@ -62,11 +62,11 @@ type Protocol uint8
 
 // Some protocols; any number 1..255 is allowed.
 const (
-	ProtoKernel = Protocol(route.ProtoKernel)
-	ProtoBoot   = Protocol(route.ProtoBoot)
-	ProtoStatic = Protocol(route.ProtoStatic)
-	ProtoDHCP   = Protocol(route.ProtoDHCP)
-	ProtoBGP    = Protocol(route.ProtoBGP)
+	ProtoKernel Protocol = 2
+	ProtoBoot   Protocol = 3
+	ProtoStatic Protocol = 4
+	ProtoDHCP   Protocol = 16
+	ProtoBGP    Protocol = 186
 )
 
 func (p Protocol) String() string { return route.Proto(p).String() }
@@ -130,10 +130,10 @@ type PrefixMode uint8
 
 // The prefix modes, as `ip route show` has them.
 const (
-	AnyPrefix = PrefixMode(route.AnyPrefix) // no prefix: every route
-	Exact     = PrefixMode(route.Exact)     // that prefix only
-	Root      = PrefixMode(route.Root)      // the prefix and the prefixes inside it
-	Match     = PrefixMode(route.Match)     // the prefix and the prefixes that contain it
+	AnyPrefix PrefixMode = 0 // no prefix: every route
+	Exact     PrefixMode = 1 // that prefix only
+	Root      PrefixMode = 2 // the prefix and the prefixes inside it
+	Match     PrefixMode = 3 // the prefix and the prefixes that contain it
 )
 
 // Selector picks routes as the selectors of `ip route show` and `ip route

@@ -274,3 +274,23 @@ func (d *daemon) mustRtmIn(stdin string, args ...string) string {
 	}
 	return out
 }
+
+// TestBatchForceCountsRefusedRequest: with -force, a request of grouped
+// changes that rtmd refuses as a whole (here its staging budget, smaller
+// than the request) leaves every line of it unapplied, and rtm must count
+// each as failed, not one a request: it said "2 of 5000 commands failed"
+// with none applied.
+func TestBatchForceCountsRefusedRequest(t *testing.T) {
+	d := startRtmd(t, "-max-staged", "20000")
+	_, errs, code := d.rtm(batchAdds(5000), "-batch", "-", "-force")
+	if code != 1 {
+		t.Errorf("rtm -batch -force: exit %d, want 1", code)
+	}
+	applied := d.routeCount()
+	if want := fmt.Sprintf("rtm: %d of 5000 commands failed", 5000-applied); !strings.Contains(errs, want) {
+		t.Errorf("rtm -batch -force with %d of 5000 lines applied: stderr %q, want %q", applied, errs, want)
+	}
+	if !strings.Contains(errs, "rtm: line 1: ") {
+		t.Errorf("rtm -batch -force: stderr %q, want the first line of the refused request named", errs)
+	}
+}

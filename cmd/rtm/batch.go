@@ -184,7 +184,13 @@ func (b *batchRun) send(ctx context.Context) error {
 			return nil
 		}
 	}
-	// The request as a whole failed: its first line says why.
+	// The request as a whole failed (refused, or no reply): its first line
+	// says why, and with --force each of its lines counts as failed, since
+	// none is known to be applied.
+	if n := len(b.lines); n > 1 {
+		err = fmt.Errorf("%v (the request of the %d changes of lines %d to %d failed as a whole)", e.explain(err), n, b.lines[0], b.lines[n-1])
+		b.failed += n - 1
+	}
 	return b.fail(ctx, b.lines[0], err)
 }
 

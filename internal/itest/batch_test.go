@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -292,5 +294,58 @@ func TestBatchForceCountsRefusedRequest(t *testing.T) {
 	}
 	if !strings.Contains(errs, "rtm: line 1: ") {
 		t.Errorf("rtm -batch -force: stderr %q, want the first line of the refused request named", errs)
+	}
+}
+
+// TestBatchForceAfterTimeout: with -force, a request that gets no reply
+// in time (rtmd stopped) is reported, and the batch goes on; rtmd applies
+// the request once it runs again. The changes after it must be reported
+// as rtmd answers them: they were reported as failed ("protocol error:
+// reply to request 2, want 3"), each reading the reply to the one before,
+// though rtmd applied every one.
+func TestBatchForceAfterTimeout(t *testing.T) {
+	d := startRtmd(t)
+	cmd := exec.Command(filepath.Join(binDir, "rtm"), "--socket", d.socket, "--timeout", "1s", "-batch", "-", "-force")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errb := new(lockedBuffer)
+	cmd.Stderr = errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The first line dials; a line that does not parse sends the changes
+	// before it.
+	fmt.Fprintln(in, "route add 20.0.0.0/8 dev eth0\nbogus")
+	waitFor(t, func() bool { return strings.Contains(errb.String(), "line 2:") })
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	fmt.Fprintln(in, "route add 21.0.0.0/8 dev eth0\nbogus")
+	waitFor(t, func() bool { return strings.Contains(errb.String(), "line 4:") })
+	d.cmd.Process.Signal(syscall.SIGCONT)
+	fmt.Fprintln(in, "route add 22.0.0.0/8 dev eth0\nroute add 23.0.0.0/8 dev eth0\nbogus\nroute add 24.0.0.0/8 dev eth0")
+	in.Close()
+	cmd.Wait()
+	errs := errb.String()
+	if !strings.Contains(errs, "rtm: line 3: no answer from rtmd") {
+		t.Errorf("stderr %q, want line 3's timeout", errs)
+	}
+	if got := d.routeCount(); got != 5 {
+		t.Errorf("%d routes, want 5 (rtmd applies the late request too)", got)
+	}
+	for _, n := range []string{"5", "6", "8"} {
+		if strings.Contains(errs, "rtm: line "+n+":") {
+			t.Errorf("line %s, which rtmd applied, reported as failed: stderr %q", n, errs)
+		}
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
 	}
 }

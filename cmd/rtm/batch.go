@@ -97,6 +97,7 @@ func (b *batchRun) line(ctx context.Context, opts command.Options, num int, line
 	}
 	if err == nil {
 		err = b.e.batchCommand(ctx, cmd)
+		b.e.dropConnAfter(err)
 	}
 	return b.fail(ctx, num, err)
 }
@@ -184,6 +185,7 @@ func (b *batchRun) send(ctx context.Context) error {
 			return nil
 		}
 	}
+	e.dropConnAfter(err)
 	// The request as a whole failed (refused, or no reply): its first line
 	// says why, and with --force each of its lines counts as failed, since
 	// none is known to be applied.
@@ -192,6 +194,17 @@ func (b *batchRun) send(ctx context.Context) error {
 		b.failed += n - 1
 	}
 	return b.fail(ctx, b.lines[0], err)
+}
+
+// dropConnAfter closes the batch's connection after an error other than
+// rtmd's answer (no reply in time, a broken connection), so that the next
+// request dials again: on the old one it would read the late reply to the
+// request that failed.
+func (e *env) dropConnAfter(err error) {
+	var se *client.ServerError
+	if err != nil && !errors.As(err, &se) {
+		e.closeConn()
+	}
 }
 
 // batchCommand runs a command of a batch that is not a change.

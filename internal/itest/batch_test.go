@@ -349,3 +349,15 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// TestBatchTimeoutNamesLimit: a batch whose first request finds rtmd
+// stopped names the --timeout it waited, not "within 0s".
+func TestBatchTimeoutNamesLimit(t *testing.T) {
+	d := startRtmd(t)
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	defer d.cmd.Process.Signal(syscall.SIGCONT)
+	_, errs, code := d.rtm("route add 20.0.0.0/8 dev eth0\n", "--timeout", "300ms", "-batch", "-")
+	if code != 1 || !strings.Contains(errs, "no answer from rtmd at "+d.socket+" within 300ms") {
+		t.Errorf("rtm -batch with rtmd stopped: exit %d, stderr %q", code, errs)
+	}
+}

@@ -165,13 +165,13 @@ func (b *batchRun) send(ctx context.Context) error {
 		b.lines = b.lines[:0]
 	}()
 	e := b.e
+	e.limit = e.timeout // for the dial too
 	err := e.needSocket(command.Command{Verb: command.RouteAdd})
 	var c *client.Conn
 	if err == nil {
 		c, err = e.reqConn(ctx)
 	}
 	if err == nil {
-		e.limit = e.timeout
 		var res client.Applied
 		rctx, done := e.request(ctx, 1)
 		res, err = c.Apply(rctx, &b.changes, e.force)

@@ -361,3 +361,32 @@ func TestBatchTimeoutNamesLimit(t *testing.T) {
 		t.Errorf("rtm -batch with rtmd stopped: exit %d, stderr %q", code, errs)
 	}
 }
+
+// TestBatchOfScansKeepsLoopResponsive: a route flush that picks nothing
+// still scans every route, and a batch applies all its entries in one turn
+// of rtmd's loop. One request of 4096 such flushes (about 130 KB; a frame
+// may hold 17,000) over 50,000 routes held the loop for seconds, every
+// other client unanswered: with 200,000 routes, rtm status timed out after
+// 10 s, and so did the batch.
+func TestBatchOfScansKeepsLoopResponsive(t *testing.T) {
+	d := startRtmd(t)
+	var routes strings.Builder
+	for i := range 50_000 {
+		fmt.Fprintf(&routes, "10.%d.%d.%d/32 via 192.0.2.1 dev eth0\n", i>>16&255, i>>8&255, i&255)
+	}
+	d.mustRtmIn(routes.String(), "route", "load", "-")
+	done := make(chan string, 1)
+	go func() {
+		_, errs, _ := d.rtm(strings.Repeat("route flush table all dev nosuch\n", 4096), "--timeout", "120s", "-batch", "-")
+		done <- errs
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	_, errs, code := d.rtm("", "--timeout", "2s", "status")
+	if code != 0 {
+		t.Errorf("rtm status during a batch of 4096 route flushes: exit %d after %v, stderr %q", code, time.Since(start).Round(time.Millisecond), errs)
+	}
+	if errs := <-done; errs != "" {
+		t.Errorf("the batch: %q", errs)
+	}
+}

@@ -97,6 +97,7 @@ func (b *batchRun) line(ctx context.Context, opts command.Options, num int, line
 	}
 	if err == nil {
 		err = b.e.batchCommand(ctx, cmd)
+		b.e.dropConnAfter(err)
 	}
 	return b.fail(ctx, num, err)
 }
@@ -164,13 +165,13 @@ func (b *batchRun) send(ctx context.Context) error {
 		b.lines = b.lines[:0]
 	}()
 	e := b.e
+	e.limit = e.timeout // for the dial too
 	err := e.needSocket(command.Command{Verb: command.RouteAdd})
 	var c *client.Conn
 	if err == nil {
 		c, err = e.reqConn(ctx)
 	}
 	if err == nil {
-		e.limit = e.timeout
 		var res client.Applied
 		rctx, done := e.request(ctx, 1)
 		res, err = c.Apply(rctx, &b.changes, e.force)
@@ -184,8 +185,26 @@ func (b *batchRun) send(ctx context.Context) error {
 			return nil
 		}
 	}
-	// The request as a whole failed: its first line says why.
+	e.dropConnAfter(err)
+	// The request as a whole failed (refused, or no reply): its first line
+	// says why, and with --force each of its lines counts as failed, since
+	// none is known to be applied.
+	if n := len(b.lines); n > 1 {
+		err = fmt.Errorf("%v (the request of the %d changes of lines %d to %d failed as a whole)", e.explain(err), n, b.lines[0], b.lines[n-1])
+		b.failed += n - 1
+	}
 	return b.fail(ctx, b.lines[0], err)
+}
+
+// dropConnAfter closes the batch's connection after an error other than
+// rtmd's answer (no reply in time, a broken connection), so that the next
+// request dials again: on the old one it would read the late reply to the
+// request that failed.
+func (e *env) dropConnAfter(err error) {
+	var se *client.ServerError
+	if err != nil && !errors.As(err, &se) {
+		e.closeConn()
+	}
 }
 
 // batchCommand runs a command of a batch that is not a change.

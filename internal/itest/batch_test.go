@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -273,4 +275,118 @@ func (d *daemon) mustRtmIn(stdin string, args ...string) string {
 		d.t.Fatalf("rtm %s: exit %d: %s", strings.Join(args, " "), code, errs)
 	}
 	return out
+}
+
+// TestBatchForceCountsRefusedRequest: with -force, a request of grouped
+// changes that rtmd refuses as a whole (here its staging budget, smaller
+// than the request) leaves every line of it unapplied, and rtm must count
+// each as failed, not one a request: it said "2 of 5000 commands failed"
+// with none applied.
+func TestBatchForceCountsRefusedRequest(t *testing.T) {
+	d := startRtmd(t, "-max-staged", "20000")
+	_, errs, code := d.rtm(batchAdds(5000), "-batch", "-", "-force")
+	if code != 1 {
+		t.Errorf("rtm -batch -force: exit %d, want 1", code)
+	}
+	applied := d.routeCount()
+	if want := fmt.Sprintf("rtm: %d of 5000 commands failed", 5000-applied); !strings.Contains(errs, want) {
+		t.Errorf("rtm -batch -force with %d of 5000 lines applied: stderr %q, want %q", applied, errs, want)
+	}
+	if !strings.Contains(errs, "rtm: line 1: ") {
+		t.Errorf("rtm -batch -force: stderr %q, want the first line of the refused request named", errs)
+	}
+}
+
+// TestBatchForceAfterTimeout: with -force, a request that gets no reply
+// in time (rtmd stopped) is reported, and the batch goes on; rtmd applies
+// the request once it runs again. The changes after it must be reported
+// as rtmd answers them: they were reported as failed ("protocol error:
+// reply to request 2, want 3"), each reading the reply to the one before,
+// though rtmd applied every one.
+func TestBatchForceAfterTimeout(t *testing.T) {
+	d := startRtmd(t)
+	cmd := exec.Command(filepath.Join(binDir, "rtm"), "--socket", d.socket, "--timeout", "1s", "-batch", "-", "-force")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errb := new(lockedBuffer)
+	cmd.Stderr = errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The first line dials; a line that does not parse sends the changes
+	// before it.
+	fmt.Fprintln(in, "route add 20.0.0.0/8 dev eth0\nbogus")
+	waitFor(t, func() bool { return strings.Contains(errb.String(), "line 2:") })
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	fmt.Fprintln(in, "route add 21.0.0.0/8 dev eth0\nbogus")
+	waitFor(t, func() bool { return strings.Contains(errb.String(), "line 4:") })
+	d.cmd.Process.Signal(syscall.SIGCONT)
+	fmt.Fprintln(in, "route add 22.0.0.0/8 dev eth0\nroute add 23.0.0.0/8 dev eth0\nbogus\nroute add 24.0.0.0/8 dev eth0")
+	in.Close()
+	cmd.Wait()
+	errs := errb.String()
+	if !strings.Contains(errs, "rtm: line 3: no answer from rtmd") {
+		t.Errorf("stderr %q, want line 3's timeout", errs)
+	}
+	if got := d.routeCount(); got != 5 {
+		t.Errorf("%d routes, want 5 (rtmd applies the late request too)", got)
+	}
+	for _, n := range []string{"5", "6", "8"} {
+		if strings.Contains(errs, "rtm: line "+n+":") {
+			t.Errorf("line %s, which rtmd applied, reported as failed: stderr %q", n, errs)
+		}
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+	}
+}
+
+// TestBatchTimeoutNamesLimit: a batch whose first request finds rtmd
+// stopped names the --timeout it waited, not "within 0s".
+func TestBatchTimeoutNamesLimit(t *testing.T) {
+	d := startRtmd(t)
+	d.cmd.Process.Signal(syscall.SIGSTOP)
+	defer d.cmd.Process.Signal(syscall.SIGCONT)
+	_, errs, code := d.rtm("route add 20.0.0.0/8 dev eth0\n", "--timeout", "300ms", "-batch", "-")
+	if code != 1 || !strings.Contains(errs, "no answer from rtmd at "+d.socket+" within 300ms") {
+		t.Errorf("rtm -batch with rtmd stopped: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestBatchOfScansKeepsLoopResponsive: a route flush that picks nothing
+// still scans every route, and a batch applies all its entries in one turn
+// of rtmd's loop. One request of 4096 such flushes (about 130 KB; a frame
+// may hold 17,000) over 50,000 routes held the loop for seconds, every
+// other client unanswered: with 200,000 routes, rtm status timed out after
+// 10 s, and so did the batch.
+func TestBatchOfScansKeepsLoopResponsive(t *testing.T) {
+	d := startRtmd(t)
+	var routes strings.Builder
+	for i := range 50_000 {
+		fmt.Fprintf(&routes, "10.%d.%d.%d/32 via 192.0.2.1 dev eth0\n", i>>16&255, i>>8&255, i&255)
+	}
+	d.mustRtmIn(routes.String(), "route", "load", "-")
+	done := make(chan string, 1)
+	go func() {
+		_, errs, _ := d.rtm(strings.Repeat("route flush table all dev nosuch\n", 4096), "--timeout", "120s", "-batch", "-")
+		done <- errs
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	_, errs, code := d.rtm("", "--timeout", "2s", "status")
+	if code != 0 {
+		t.Errorf("rtm status during a batch of 4096 route flushes: exit %d after %v, stderr %q", code, time.Since(start).Round(time.Millisecond), errs)
+	}
+	if errs := <-done; errs != "" {
+		t.Errorf("the batch: %q", errs)
+	}
 }

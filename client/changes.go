@@ -10,7 +10,9 @@ import (
 
 // Changes is a list of changes that Conn.Apply sends as one request and
 // rtmd applies in order, in one turn of its loop: many small changes at
-// the cost of one round trip. The zero value is empty.
+// the cost of one round trip. A flush by selector, which scans the whole
+// table, is not among them: send it with Conn.FlushRoutes. The zero value
+// is empty.
 type Changes struct {
 	buf []byte
 	n   int
@@ -69,16 +71,6 @@ func (l *Changes) DeleteMatching(s Selector) error {
 		return err
 	}
 	l.add(wire.KDel, func(b []byte) []byte { return wire.AppendSelector(b, is) })
-	return nil
-}
-
-// FlushRoutes adds a flush of the routes s picks (see Conn.FlushRoutes).
-func (l *Changes) FlushRoutes(s Selector) error {
-	is, err := s.internal()
-	if err != nil {
-		return err
-	}
-	l.add(wire.KRouteFlush, func(b []byte) []byte { return wire.AppendSelector(b, is) })
 	return nil
 }
 
@@ -154,11 +146,16 @@ func (c *Conn) Apply(ctx context.Context, l *Changes, force bool) (Applied, erro
 	if d.Err() == nil && int(n) > l.n {
 		return Applied{}, fmt.Errorf("bad batch reply: %d failures of %d changes", n, l.n)
 	}
+	last := -1
 	for range n {
 		idx, status, msg := int(d.U32("index")), d.U8("status"), d.String("message")
 		if d.Err() != nil {
 			break
 		}
+		if idx <= last || idx >= l.n {
+			return Applied{}, fmt.Errorf("bad batch reply: failure of change %d after %d, of %d changes", idx, last, l.n)
+		}
+		last = idx
 		if msg == "" {
 			msg = fmt.Sprintf("failed (status %d)", status)
 		}

@@ -169,6 +169,7 @@ type Conn struct {
 	mu     sync.Mutex
 	nextID uint32
 	buf    []byte
+	broken error // a request failed without rtmd's answer: the connection is closed
 }
 
 // Close says goodbye to rtmd and closes the connection.
@@ -260,6 +261,18 @@ func serverError(status byte, p []byte) error {
 // roundTrip sends the frames in c.buf (the last of which is request id) and
 // returns the reply's status and body.
 func (c *Conn) roundTrip(ctx context.Context, id uint32, send func() error) (status byte, body []byte, err error) {
+	if c.broken != nil {
+		return 0, nil, c.broken
+	}
+	defer func() {
+		// Without rtmd's answer (a timeout, a cut, a bad frame) the
+		// connection is out of step: a late reply would answer the next
+		// request. It is closed, and later requests say why.
+		if _, ok := errors.AsType[*ServerError](err); err != nil && !ok {
+			c.broken = fmt.Errorf("connection to rtmd closed after an earlier request failed: %w", err)
+			c.nc.Close()
+		}
+	}()
 	err = c.withContext(ctx, func() error {
 		if err := send(); err != nil {
 			return err

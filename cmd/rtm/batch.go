@@ -29,7 +29,8 @@ func (e errBatchFailed) Error() string {
 // client.MaxChangesSize bytes, as one request that rtmd applies in order
 // and stops at the first failure (or, with --force, goes on), so that a
 // million-line batch of route adds costs a thousand round trips, not a
-// million. Any other command first sends the changes before it.
+// million. Any other command (a route flush too, which scans the table and
+// so goes alone) first sends the changes before it.
 func (e *env) runBatch(ctx context.Context) error {
 	in, name := e.stdin, "stdin"
 	if e.batch != "-" {
@@ -134,8 +135,6 @@ func (b *batchRun) queue(cmd command.Command) error {
 		return l.Replace(publicRoute(&cmd.Route, nil))
 	case command.RouteDel:
 		return l.DeleteMatching(publicSelector(cmd.Sel))
-	case command.RouteFlush:
-		return l.FlushRoutes(publicSelector(cmd.Sel))
 	case command.Flush:
 		l.FlushAll()
 		return nil

@@ -115,7 +115,7 @@ func (s *Server) flush() {
 		s.log.Error("MAC table", "err", err)
 	}
 	s.flushing = true
-	s.log.Info("tables flushed", "seq", s.seq)
+	s.rates.info("flush", "tables flushed", "seq", s.seq)
 }
 
 func (s *Server) signalFlush() {

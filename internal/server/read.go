@@ -232,7 +232,7 @@ func batchEntries(raw []byte, n uint32) iter.Seq2[int, batchEntry] {
 			off += 5
 			switch {
 			case !wire.IsBatchKind(kind):
-				yield(i, batchEntry{err: fmt.Errorf("kind %d is not a change", kind)})
+				yield(i, batchEntry{err: fmt.Errorf("kind %d may not be in a batch (changes but route flush)", kind)})
 				return
 			case uint64(size) > uint64(len(raw)-off):
 				yield(i, batchEntry{err: fmt.Errorf("%d bytes, %d left", size, len(raw)-off)})

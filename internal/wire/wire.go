@@ -88,10 +88,12 @@ const (
 const BatchForce = 1
 
 // IsBatchKind reports whether a request of this kind may be an entry of a
-// KBatch request: the changes to the tables.
+// KBatch request: the changes to the tables that cost rtmd's loop little
+// each. A route flush, which scans every route, goes in a request of its
+// own, so that a batch of them cannot hold the loop for long.
 func IsBatchKind(kind byte) bool {
 	switch kind {
-	case KAdd, KChange, KReplace, KDel, KRouteFlush, KMACAdd, KMACChange, KMACReplace, KMACDel, KFlush:
+	case KAdd, KChange, KReplace, KDel, KMACAdd, KMACChange, KMACReplace, KMACDel, KFlush:
 		return true
 	}
 	return false

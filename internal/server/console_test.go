@@ -3,9 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,22 +13,8 @@ import (
 // console, and the operator is told why rather than left with a console
 // that no longer answers.
 func TestConsoleLongLine(t *testing.T) {
-	dir, err := os.MkdirTemp("", "rtmcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := server.New(server.Config{Socket: filepath.Join(dir, "rtm.sock"), MQ: "off", Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Run(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	s := runServer(t, server.Config{})
+	ctx := context.Background()
 	in := "route add " + strings.Repeat("x", 2<<20) + "\nstatus\n"
 	var out bytes.Buffer
 	s.Console(ctx, strings.NewReader(in), &out, false, func() {})

@@ -5,12 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -73,30 +71,13 @@ type testServer struct {
 
 // startServer starts rtmd in this process for the whole fuzz run.
 func startServer(f *testing.F) *testServer {
-	dir, err := os.MkdirTemp("", "rtmfz")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { os.RemoveAll(dir) })
 	// A conversation may register this process and flush: the signal
 	// must not kill it.
 	signal.Ignore(syscall.SIGUSR1)
-	s, err := server.New(server.Config{
-		Socket: filepath.Join(dir, "rtm.sock"), Listen: "127.0.0.1:0", MQ: "off",
-		MaxLoad: 100_000, Limits: server.Limits{WriteTimeout: 5 * time.Second},
-		Log: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Run(ctx)
-	}()
-	f.Cleanup(func() { cancel(); <-done })
+	s := runServer(f, server.Config{Listen: "127.0.0.1:0", MaxLoad: 100_000,
+		Limits: server.Limits{WriteTimeout: 5 * time.Second}})
 	ts := &testServer{socket: s.Addr()}
+	var err error
 	if ts.check, err = client.Dial(context.Background(), ts.socket); err != nil {
 		f.Fatal(err)
 	}

@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -25,25 +22,8 @@ import (
 // decoder keep every hop list (some 17 MB a connection, 16 connections an
 // address, 256 in all).
 func TestRefusedWritesHoldNothing(t *testing.T) {
-	dir, err := os.MkdirTemp("", "rtmrf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := server.New(server.Config{
-		Socket: filepath.Join(dir, "rtm.sock"), Listen: "127.0.0.1:0", MQ: "off",
-		Log: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.Run(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	s := runServer(t, server.Config{Listen: "127.0.0.1:0"})
+	ctx := context.Background()
 	c, err := client.Dial(ctx, s.Addr())
 	if err != nil {
 		t.Fatal(err)

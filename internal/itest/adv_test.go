@@ -51,9 +51,8 @@ func TestStagingBudgetCounts32Hops(t *testing.T) {
 	d := startRtmd(t, "-max-staged", strconv.Itoa(budget))
 	base := d.status().HeapLive
 	p := dialPeer(t, "unix", d.socket)
-	refused := false
 	seed := 0
-	for id := uint32(1); id < 400 && !refused; id++ {
+	stageUntilRefused(t, p, func(uint32) []byte {
 		b := binary.LittleEndian.AppendUint32(nil, 200)
 		for range 200 {
 			seed++
@@ -66,26 +65,8 @@ func TestStagingBudgetCounts32Hops(t *testing.T) {
 			}
 			b = wire.AppendRoute(b, r)
 		}
-		p.send(loadChunk(1, wire.KLoad, false, b))
-		p.send(wire.AppendRequest(nil, 1000+id, wire.KGet, wire.AppendAddr(make([]byte, 4), netip.MustParseAddr("1.1.1.1"))))
-		for {
-			typ, body := p.frame()
-			if typ != wire.TReply {
-				continue
-			}
-			if got := binary.LittleEndian.Uint32(body); got == 1 {
-				if !strings.Contains(string(body), "-max-staged") {
-					t.Fatalf("load refused with %q", body[5:])
-				}
-				refused = true
-				continue
-			}
-			break
-		}
-	}
-	if !refused {
-		t.Fatal("a load far past -max-staged was never refused")
-	}
+		return b
+	})
 	if heap := d.status().HeapLive; heap > base+budget*3/2 {
 		t.Errorf("live heap %d MB while staging %d routes against a %d MB budget (from %d MB)", heap>>20, seed, budget>>20, base>>20)
 	}

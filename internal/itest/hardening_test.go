@@ -690,8 +690,7 @@ func TestStagingBudgetCountsNextHops(t *testing.T) {
 	d := startRtmd(t, "-max-staged", "20000000")
 	base := d.status().HeapLive
 	p := dialPeer(t, "unix", d.socket)
-	refused := false
-	for id := uint32(1); id < 400 && !refused; id++ {
+	stageUntilRefused(t, p, func(id uint32) []byte {
 		// 12,000 routes, every one with another gateway: ~230 KB of bytes.
 		b := binary.LittleEndian.AppendUint32(nil, 12_000)
 		for i := range 12_000 {
@@ -700,10 +699,23 @@ func TestStagingBudgetCountsNextHops(t *testing.T) {
 				netip.AddrFrom4([4]byte{11, byte(n >> 16), byte(n >> 8), byte(n)}), "eth0")
 			b = wire.AppendRoute(b, r)
 		}
-		p.send(loadChunk(1, wire.KLoad, false, b))
-		// A refusal comes at once; otherwise ask something, to know the
-		// chunk was taken.
+		return b
+	})
+	if heap := d.status().HeapLive; heap > base+60<<20 {
+		t.Errorf("live heap %d MB while staging against a 20 MB budget (from %d MB)", heap>>20, base>>20)
+	}
+}
+
+// stageUntilRefused sends the chunks chunk(1), chunk(2), ... of one load
+// (request id 1), never its last, until rtmd refuses the load for
+// -max-staged; after each chunk it asks for a route, to know the chunk was
+// taken. It fails the test on another refusal, or if 400 chunks go in.
+func stageUntilRefused(t *testing.T, p *peer, chunk func(id uint32) []byte) {
+	t.Helper()
+	for id := uint32(1); id < 400; id++ {
+		p.send(loadChunk(1, wire.KLoad, false, chunk(id)))
 		p.send(wire.AppendRequest(nil, 1000+id, wire.KGet, wire.AppendAddr(make([]byte, 4), netip.MustParseAddr("1.1.1.1"))))
+		refused := false
 		for {
 			typ, body := p.frame()
 			if typ != wire.TReply {
@@ -718,13 +730,11 @@ func TestStagingBudgetCountsNextHops(t *testing.T) {
 			}
 			break
 		}
+		if refused {
+			return
+		}
 	}
-	if !refused {
-		t.Fatal("a load far past -max-staged was never refused")
-	}
-	if heap := d.status().HeapLive; heap > base+60<<20 {
-		t.Errorf("live heap %d MB while staging against a 20 MB budget (from %d MB)", heap>>20, base>>20)
-	}
+	t.Fatal("a load far past -max-staged was never refused")
 }
 
 // TestConnsReservedForWriters: users who may only subscribe cannot fill

@@ -128,11 +128,11 @@ func (b *batchRun) queue(cmd command.Command) error {
 	l := &b.changes
 	switch cmd.Verb {
 	case command.RouteAdd:
-		return l.Add(publicRoute(&cmd.Route, nil))
+		return l.Add(publicRoute(&cmd.Route))
 	case command.RouteChange:
-		return l.Change(publicRoute(&cmd.Route, nil))
+		return l.Change(publicRoute(&cmd.Route))
 	case command.RouteReplace:
-		return l.Replace(publicRoute(&cmd.Route, nil))
+		return l.Replace(publicRoute(&cmd.Route))
 	case command.RouteDel:
 		return l.DeleteMatching(publicSelector(cmd.Sel))
 	case command.Flush:

@@ -8,17 +8,12 @@ import (
 // The command parser and the text forms work on the route package's types;
 // the client library takes and returns its own, which hold the same values.
 
-// publicRoute converts a parsed route for the client library. hops, if it
-// has room, holds the next hops, so that a loop can reuse one array.
-func publicRoute(r *route.Route, hops []client.NextHop) client.Route {
+// publicRoute converts a parsed route for the client library.
+func publicRoute(r *route.Route) client.Route {
 	p := client.Route{Table: r.Table, Dst: r.Dst, Type: client.RouteType(r.Type),
 		Protocol: client.Protocol(r.Proto), Metric: r.Metric, Src: r.Src}
-	if len(r.Hops) > 0 {
-		hops = hops[:0]
-		for _, h := range r.Hops {
-			hops = append(hops, client.NextHop{Gateway: h.Gateway, Dev: h.Dev, Weight: int(h.Weight)})
-		}
-		p.NextHops = hops
+	for _, h := range r.Hops {
+		p.NextHops = append(p.NextHops, client.NextHop{Gateway: h.Gateway, Dev: h.Dev, Weight: int(h.Weight)})
 	}
 	return p
 }

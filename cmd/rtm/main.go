@@ -272,7 +272,7 @@ func (e *env) do(ctx context.Context, cmd command.Command) error {
 	defer done()
 	switch cmd.Verb {
 	case command.RouteAdd, command.RouteChange, command.RouteReplace:
-		r := publicRoute(&cmd.Route, nil)
+		r := publicRoute(&cmd.Route)
 		switch cmd.Verb {
 		case command.RouteAdd:
 			_, err = c.Add(ctx, r)

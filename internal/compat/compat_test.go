@@ -8,36 +8,135 @@ import (
 	"testing"
 
 	"github.com/rtm-project/rtm/internal/compat"
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 )
 
-// TestGolden pins the record, byte for byte.
+// pad returns s as hex, NUL-padded to n bytes.
+func pad(s string, n int) string {
+	return hex.EncodeToString([]byte(s)) + strings.Repeat("00", n-len(s))
+}
+
+func routeRecord(op uint32, dst, gw, dev string) compat.Record {
+	r := simple(dst, gw, dev)
+	return compat.Route(op, &r)
+}
+
+// TestGolden pins each layout, byte for byte, against the offset tables in
+// the package comment and docs/protocol.md.
 func TestGolden(t *testing.T) {
-	r := simple("10.20.30.0/24", "192.168.100.254", "eth0")
-	got, err := compat.Append(nil, compat.Update, r)
-	if err != nil {
-		t.Fatal(err)
+	upd := routeRecord(compat.Update, "10.20.30.0/24", "192.168.100.254", "eth0")
+	m := mac.Addr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}
+	for _, tc := range []struct {
+		name   string
+		layout *compat.Layout
+		rec    compat.Record
+		want   string
+	}{
+		{"course route", compat.Course, upd,
+			"01000000" + pad("10.20.30.0", 16) + "18" + pad("192.168.100.254", 16) + pad("eth0", 32) + "000000"},
+		{"u16 route", compat.U16, upd,
+			"01000000" + pad("10.20.30.0", 16) + "1800" + pad("192.168.100.254", 16) + pad("eth0", 32) + "0000"},
+		{"ghk84 route", compat.GHK84, upd,
+			"01000000" + "00000000" + pad("10.20.30.0", 16) + "1800" + pad("192.168.100.254", 16) + pad("eth0", 32) + "0000" +
+				"00000000" + "01000000"},
+		{"ghk84 MAC", compat.GHK84, compat.Record{Op: compat.Create, Table: compat.MACs, MAC: m, Loop: 1},
+			"00000000" + "01000000" + pad("02:00:5e:10:00:01", 66) + "0000" + "00000000" + "01000000"},
+		{"ghk84 routes marker", compat.GHK84, compat.Record{Op: compat.None, Table: compat.Routes, Sync: compat.RoutesDone, Loop: 1},
+			"03000000" + "00000000" + strings.Repeat("00", 68) + "01000000" + "01000000"},
+		{"ghk84 MACs marker", compat.GHK84, compat.Record{Op: compat.None, Table: compat.MACs, Sync: compat.MACsDone, Loop: 1},
+			"03000000" + "01000000" + strings.Repeat("00", 68) + "02000000" + "01000000"},
+		{"ghk84 goodbye", compat.GHK84, compat.Record{Op: compat.None},
+			"03000000" + strings.Repeat("00", 80)},
+	} {
+		got := tc.layout.Append([]byte("x"), &tc.rec)[1:]
+		if h := hex.EncodeToString(got); h != tc.want {
+			t.Errorf("%s\n got %s\nwant %s", tc.name, h, tc.want)
+		}
+		if len(got) != tc.layout.Size {
+			t.Errorf("%s: %d bytes, want %d", tc.name, len(got), tc.layout.Size)
+		}
+		if back, err := tc.layout.Decode(got); err != nil || back != only(tc.layout, tc.rec) {
+			t.Errorf("%s: Decode = %+v, %v; want %+v", tc.name, back, err, tc.rec)
+		}
 	}
-	want := "01000000" + // op UPDATE
-		"31302e32302e33302e300000000000000"[:32] + // "10.20.30.0" padded to 16
-		"1800" + // mask 24
-		"3139322e3136382e3130302e323534000000"[:32] + // "192.168.100.254" padded to 16
-		"65746830" + strings.Repeat("00", 28) + // "eth0" padded to 32
-		"0000" // padding
-	if h := hex.EncodeToString(got); h != want {
-		t.Errorf("record\n got %s\nwant %s", h, want)
+}
+
+// only returns what layout l carries of rec.
+func only(l *compat.Layout, rec compat.Record) compat.Record {
+	if !l.HasMACs() {
+		rec.Table, rec.Sync, rec.Loop = 0, 0, 0
 	}
-	if len(got) != compat.Size {
-		t.Errorf("%d bytes", len(got))
+	return rec
+}
+
+// TestLongestFields: the longest address and interface name leave the
+// NUL that C clients print up to.
+func TestLongestFields(t *testing.T) {
+	long := routeRecord(compat.Create, "255.255.255.255/32", "255.255.255.254", strings.Repeat("x", route.MaxDevLen))
+	for _, l := range compat.Layouts {
+		b := l.Append(nil, &long)
+		if back, err := l.Decode(b); err != nil || back != only(l, long) {
+			t.Errorf("%s: %+v, %v", l, back, err)
+		}
 	}
-	back, err := compat.Decode(got)
-	if err != nil || back.Op != compat.Update || !back.Route.Equal(&r) {
-		t.Errorf("Decode = %+v, %v", back, err)
+}
+
+func TestLayoutByName(t *testing.T) {
+	for _, l := range compat.Layouts {
+		if got, err := compat.LayoutByName(l.Name); got != l || err != nil {
+			t.Errorf("LayoutByName(%q) = %v, %v", l.Name, got, err)
+		}
 	}
-	max := simple("255.255.255.255/32", "255.255.255.254", strings.Repeat("x", route.MaxDevLen))
-	rec, err := compat.Append(nil, compat.Create, max)
-	if err != nil || rec[19] != 0 || rec[37] != 0 || rec[69] != 0 {
-		t.Errorf("the longest fields: %x, %v", rec, err)
+	_, err := compat.LayoutByName("u32")
+	if err == nil || !strings.Contains(err.Error(), `"u32"`) || !strings.Contains(err.Error(), "course, u16 or ghk84") {
+		t.Errorf("LayoutByName(u32): %v", err)
+	}
+}
+
+func TestObject(t *testing.T) {
+	m := mac.Addr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}
+	if got := compat.MACObject(m); got != "/02:00:5e:10:00:01" {
+		t.Errorf("MACObject = %q", got)
+	}
+	for _, ip := range []string{"10.0.0.1", "255.255.255.255"} {
+		got := compat.AppendObject(nil, netip.MustParseAddr(ip))
+		if h := hex.EncodeToString(got); h != pad(ip, compat.ObjectSize) {
+			t.Errorf("object of %s: %s", ip, h)
+		}
+	}
+	if err := compat.HoldsIP(netip.MustParseAddr("2001:db8::1")); !errors.Is(err, compat.ErrNoForm) {
+		t.Errorf("HoldsIP(IPv6) = %v", err)
+	}
+}
+
+// TestDecodeErrors: a record that is not what rtmd sends names the field.
+func TestDecodeErrors(t *testing.T) {
+	good := routeRecord(compat.Create, "10.0.0.0/8", "10.1.1.1", "eth0")
+	for _, tc := range []struct {
+		layout *compat.Layout
+		edit   func([]byte)
+		want   string
+	}{
+		{compat.Course, func(b []byte) { b[0] = 3 }, "op 3"},
+		{compat.Course, func(b []byte) { b[20] = 33 }, "mask 33"},
+		{compat.Course, func(b []byte) { b[20] = 4 }, "mask 4 of destination 10.0.0.0"},
+		{compat.U16, func(b []byte) { b[21] = 1 }, "mask 264"},
+		{compat.Course, func(b []byte) { copy(b[4:], "10.0.0.0.0") }, "destination"},
+		{compat.Course, func(b []byte) { b[19] = 'x' }, "destination"},
+		{compat.Course, func(b []byte) { b[30] = 'x' }, "gateway"},
+		{compat.GHK84, func(b []byte) { b[4] = 2 }, "table 2"},
+		{compat.GHK84, func(b []byte) { b[76] = 3 }, "synchronized 3"},
+		{compat.GHK84, func(b []byte) { b[80] = 2 }, "loop 2"},
+	} {
+		b := tc.layout.Append(nil, &good)
+		tc.edit(b)
+		if _, err := tc.layout.Decode(b); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.layout, err, tc.want)
+		}
+	}
+	if _, err := compat.U16.Decode(make([]byte, 84)); err == nil || !strings.Contains(err.Error(), "84 bytes, want 72") {
+		t.Errorf("short: %v", err)
 	}
 }
 
@@ -64,35 +163,39 @@ func TestNoForm(t *testing.T) {
 		if err := r.Validate(); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if _, err := compat.Append(nil, compat.Create, r); !errors.Is(err, compat.ErrNoForm) {
+		if err := compat.Holds(&r); !errors.Is(err, compat.ErrNoForm) {
 			t.Errorf("%s route: %v, want ErrNoForm", name, err)
 		}
 	}
 	metric := simple("10.0.0.0/8", "10.1.1.1", "eth0")
 	metric.Metric, metric.Proto = 100, route.ProtoBGP
-	if _, err := compat.Append(nil, compat.Create, metric); err != nil {
+	if err := compat.Holds(&metric); err != nil {
 		t.Errorf("a route with a metric and a protocol: %v, want its record (they are dropped)", err)
 	}
 }
 
-// FuzzDecode checks that the record decoder never panics and that what it
-// accepts encodes back to a record it reads the same.
+// FuzzDecode checks that the decoders never panic and that what they
+// accept encodes back to the same bytes.
 func FuzzDecode(f *testing.F) {
-	rec, _ := compat.Append(nil, compat.Create, simple("10.0.0.0/8", "10.1.1.1", "eth0"))
-	f.Add(rec)
+	good := routeRecord(compat.Create, "10.0.0.0/8", "10.1.1.1", "eth0")
+	mr := compat.Record{Op: compat.Delete, Table: compat.MACs, MAC: mac.Addr{2, 0, 0, 0, 0, 1}, Sync: compat.MACsDone, Loop: 1}
+	for _, l := range compat.Layouts {
+		f.Add(l.Append(nil, &good))
+	}
+	f.Add(compat.GHK84.Append(nil, &mr))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := compat.Decode(b)
-		// What rtmd sends is a route the record holds; a record without a
-		// gateway decodes (as a classic client reads it) but is never sent.
-		if err != nil || got.Route.Validate() != nil || compat.Holds(&got.Route) != nil {
-			return
-		}
-		again, err := compat.Append(nil, got.Op, got.Route)
-		if err != nil {
-			t.Fatalf("Append(%+v): %v", got, err)
-		}
-		if back, err := compat.Decode(again); err != nil || back.Op != got.Op || !back.Route.Equal(&got.Route) {
-			t.Fatalf("round trip %+v -> %+v, %v", got, back, err)
+		for _, l := range compat.Layouts {
+			got, err := l.Decode(b)
+			if err != nil {
+				continue
+			}
+			if again := l.Append(nil, &got); string(again) != string(b) {
+				// Only padding the decoder does not read may differ.
+				back, err := l.Decode(again)
+				if err != nil || back != got {
+					t.Fatalf("%s: round trip %+v -> %+v, %v", l, got, back, err)
+				}
+			}
 		}
 	})
 }

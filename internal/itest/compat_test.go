@@ -32,28 +32,28 @@ func goCompatClient(t *testing.T, socket string) <-chan []string {
 	go func() {
 		defer nc.Close()
 		table := map[netip.Prefix]string{}
-		rec := make([]byte, compat.Size)
+		rec := make([]byte, compat.U16.Size)
 		for {
 			if _, err := io.ReadFull(nc, rec); err != nil {
 				break
 			}
-			r, err := compat.Decode(rec)
+			r, err := compat.U16.Decode(rec)
 			if err != nil {
 				t.Errorf("go compat client: %v", err)
 				break
 			}
-			_, had := table[r.Route.Dst]
+			_, had := table[r.Dst]
 			switch r.Op {
 			case compat.Create, compat.Update:
 				if r.Op == compat.Update && !had {
-					t.Errorf("UPDATE of missing %v", r.Route.Dst)
+					t.Errorf("UPDATE of missing %v", r.Dst)
 				}
-				table[r.Route.Dst] = classicLine(r.Route.Dst, r.Route.Hops[0].Gateway, r.Route.Hops[0].Dev)
+				table[r.Dst] = classicLine(r.Dst, r.Gateway, r.Dev)
 			case compat.Delete:
 				if !had {
-					t.Errorf("DELETE of missing %v", r.Route.Dst)
+					t.Errorf("DELETE of missing %v", r.Dst)
 				}
-				delete(table, r.Route.Dst)
+				delete(table, r.Dst)
 			}
 		}
 		var lines []string

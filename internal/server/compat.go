@@ -194,12 +194,9 @@ func (c *conn) compatChanges(st *compatState, b []byte) error {
 // compatRecord writes one record in its own write, as these clients read
 // one record per read().
 func (c *conn) compatRecord(st *compatState, op uint32, r route.Route) error {
-	rec, err := compat.Append(st.rec[:0], op, r)
-	if err != nil {
-		return err // compatForm checked it
-	}
-	st.rec = rec
-	if _, err := c.nc.Write(rec); err != nil {
+	rec := compat.Route(op, &r)
+	st.rec = compat.U16.Append(st.rec[:0], &rec)
+	if _, err := c.nc.Write(st.rec); err != nil {
 		c.writeFailed(err)
 		return err
 	}

@@ -200,7 +200,7 @@ func (l *Layout) Append(b []byte, rec *Record) []byte {
 		binary.LittleEndian.PutUint32(p[offLoop:], uint32(rec.Loop))
 		if rec.Table == MACs {
 			if rec.Op != None {
-				rec.MAC.AppendTo(p[offMAC:offMAC:offMAC+17])
+				rec.MAC.AppendTo(p[offMAC : offMAC : offMAC+17])
 			}
 			return b
 		}
@@ -208,14 +208,14 @@ func (l *Layout) Append(b []byte, rec *Record) []byte {
 	if rec.Op == None {
 		return b
 	}
-	rec.Dst.Addr().AppendTo(p[l.dst():l.dst():l.dst()+15])
+	rec.Dst.Addr().AppendTo(p[l.dst() : l.dst() : l.dst()+15])
 	if l.mask == 1 {
 		p[l.bits()] = byte(rec.Dst.Bits())
 	} else {
 		binary.LittleEndian.PutUint16(p[l.bits():], uint16(rec.Dst.Bits()))
 	}
 	if rec.Gateway.IsValid() {
-		rec.Gateway.AppendTo(p[l.gw():l.gw():l.gw()+15])
+		rec.Gateway.AppendTo(p[l.gw() : l.gw() : l.gw()+15])
 	}
 	copy(p[l.oif():l.oif()+31], rec.Dev)
 	return b

@@ -68,7 +68,7 @@ func goCompatClient(t *testing.T, socket string) <-chan []string {
 
 // TestCompat runs a seeded random sequence of changes (IPv4 and IPv6
 // routes, MAC entries, a flush) while classic clients in C and Go read the
-// 72-byte records, one of each from the start and a C one from midway; at
+// u16 records (a -compat-socket PATH:u16), one of each from the start and a C one from midway; at
 // the end each holds exactly rtmd's IPv4 table.
 func TestCompat(t *testing.T) {
 	gcc, gccErr := exec.LookPath("gcc")
@@ -76,13 +76,13 @@ func TestCompat(t *testing.T) {
 	if gccErr != nil {
 		t.Log("gcc not found: the C client is skipped; the Go one runs")
 	} else {
-		cbin = filepath.Join(t.TempDir(), "compatclient")
-		if out, err := exec.Command(gcc, "-O", "-o", cbin, "testdata/compatclient.c").CombinedOutput(); err != nil {
+		cbin = filepath.Join(t.TempDir(), "compat_u16")
+		if out, err := exec.Command(gcc, "-O", "-o", cbin, "testdata/compat_u16.c").CombinedOutput(); err != nil {
 			t.Fatalf("gcc: %v\n%s", err, out)
 		}
 	}
 	compatSock := filepath.Join(shortDir(t), "compat.sock")
-	d := startRtmd(t, "-compat-socket", compatSock)
+	d := startRtmd(t, "-compat-socket", compatSock+":u16")
 	startC := func() <-chan []string {
 		out := make(chan []string, 1)
 		if cbin == "" {
@@ -106,9 +106,12 @@ func TestCompat(t *testing.T) {
 			if stderr.Len() > 0 {
 				t.Errorf("C client: %s", stderr.String())
 			}
+			// The table, then "end".
 			lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-			if len(lines) == 1 && lines[0] == "" {
-				lines = nil
+			if len(lines) == 0 || lines[len(lines)-1] != "end" {
+				t.Errorf("C client: output does not end with \"end\": %q", data)
+			} else {
+				lines = lines[:len(lines)-1]
 			}
 			sort.Strings(lines)
 			out <- lines

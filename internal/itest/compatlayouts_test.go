@@ -434,7 +434,9 @@ func compatWant(t *testing.T, d *daemon) (routes, macs []string, seq uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, seq2, err := c.MACSnapshot(ctx)
+	mc := d.dial() // a connection takes one snapshot
+	defer mc.Close()
+	entries, seq2, err := mc.MACSnapshot(ctx)
 	if err != nil || seq2 != seq {
 		t.Fatalf("MAC snapshot: %v (seq %d, routes at %d)", err, seq2, seq)
 	}

@@ -363,9 +363,5 @@ int main(int argc, char **argv) {
 		}
 	}
 	dump(1);
-	/* say goodbye */
-	int32_t bye = 1;
-	if (write(fd, &bye, sizeof bye) < 0 && errno != EPIPE)
-		perror("write goodbye");
 	return 0;
 }

@@ -82,7 +82,7 @@ func TestCompat(t *testing.T) {
 		}
 	}
 	compatSock := filepath.Join(shortDir(t), "compat.sock")
-	d := startRtmd(t, "-compat-socket", compatSock)
+	d := startRtmd(t, "-compat-socket", compatSock+":u16")
 	startC := func() <-chan []string {
 		out := make(chan []string, 1)
 		if cbin == "" {

@@ -61,8 +61,7 @@ func BenchmarkCompatFanout(b *testing.B) {
 // compatFanoutRun runs one fresh rtmd through the changes and returns its
 // CPU µs per change and the changes a second.
 func compatFanoutRun(b *testing.B, useCompat bool) (usPerChange, perSec float64) {
-	// -max-compat-conns: the default, 16, is fewer than the readers.
-	d := startBenchRtmd(b, "-mq", "off", "-compat-socket", "compat.sock", "-max-compat-conns", strconv.Itoa(fanoutReaders))
+	d := startBenchRtmd(b, "-mq", "off", "-compat-socket", "compat.sock:course", "-max-compat-conns", strconv.Itoa(fanoutReaders))
 	defer d.stopBench(b)
 	compatSock := filepath.Join(d.dir, "compat.sock")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -179,13 +178,13 @@ func newFanoutCounter(nc net.Conn) *fanoutCounter {
 
 func (r *fanoutCounter) read() {
 	defer close(r.done)
-	buf := make([]byte, 256*compat.Size)
+	buf := make([]byte, 256*compat.Course.Size)
 	var total int
 	for {
 		n, err := r.nc.Read(buf)
 		total += n
 		r.mu.Lock()
-		r.n, r.err = total/compat.Size, err
+		r.n, r.err = total/compat.Course.Size, err
 		close(r.more)
 		r.more = make(chan struct{})
 		r.mu.Unlock()

@@ -414,3 +414,37 @@ func (s *subscriber) line(t *testing.T) string {
 		return ""
 	}
 }
+
+// TestGHK84FlushUnread: a registered client that has not read everything
+// sent before a flush is not signalled (its handler would empty its tables
+// before it applied those records): it gets a DELETE per entry instead.
+func TestGHK84FlushUnread(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "ghk.sock")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84")
+	m := randomMACs(1)[0]
+	d.mustRtm("route", "add", "10.1.0.0/16", "via", "192.0.2.1", "dev", "eth0")
+	d.mustRtm("mac", "add", m.String(), "10.0.0.1")
+	s := startHelper(t, execHelper("ghk84client", sock))
+	for range 4 {
+		s.line(t)
+	}
+	if cl := compatClients(t, d); len(cl) != 1 || !cl[0].Registered {
+		t.Fatalf("%+v, want one registered compat client", cl)
+	}
+	s.cmd.Process.Signal(syscall.SIGSTOP)
+	d.mustRtm("route", "add", "10.2.0.0/16", "via", "192.0.2.2", "dev", "eth0")
+	d.mustRtm("flush", "all")
+	eventually(t, "rtmd to give up on signalling", func() bool {
+		return strings.Contains(d.stderr.String(), "not signalled for a flush")
+	})
+	s.cmd.Process.Signal(syscall.SIGCONT)
+	for _, want := range []string{
+		"op 0 table 0 sync 1 loop 1", // the route it had not read
+		"op 2 table 0 sync 1 loop 1", "op 2 table 0 sync 1 loop 1", "op 2 table 1 sync 2 loop 1",
+		"op 3 table 0 sync 1 loop 1",
+	} {
+		if got := s.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}

@@ -394,24 +394,33 @@ func (c *conn) compatChange(st *compatState, ch *wire.Change) error {
 	return nil
 }
 
+// flushReadWait is how long a registered ghk84 client has, at a flush, to
+// read what it was sent before: its SIGUSR1 handler empties its tables, and
+// a record it read after that would come back.
+const flushReadWait = time.Second
+
 // compatFlushTables empties the client's tables. A registered ghk84 client
-// is signalled, once it has read every record sent before the flush, and
-// sent a NONE record; the others get a DELETE per entry.
+// is signalled once it has read every record sent before the flush, and
+// sent a NONE record. The others, and one that has not read them within
+// flushReadWait (say, it waits at a prompt), get a DELETE per entry.
 func (c *conn) compatFlushTables(st *compatState) error {
 	if c.sigfd >= 0 {
 		if err := c.compatFlush(st); err != nil {
 			return err
 		}
-		if err := c.waitRead(c.s.cfg.Limits.WriteTimeout); err != nil {
-			c.writeFailed(err)
+		err := c.waitRead(flushReadWait)
+		if errors.Is(err, net.ErrClosed) {
 			return err
 		}
-		if err := unix.PidfdSendSignal(c.sigfd, unix.SIGUSR1, nil, 0); err == nil {
+		if err == nil {
+			err = unix.PidfdSendSignal(c.sigfd, unix.SIGUSR1, nil, 0)
+		}
+		if err == nil {
 			clear(st.sent)
 			clear(st.macs)
 			return c.compatMarker(st, compat.Routes, compat.RoutesDone)
 		}
-		// Gone, most likely; the DELETEs do no harm.
+		c.s.rates.info("compat flush", "ghk84 client not signalled for a flush; it gets a DELETE per entry", "client", c, "reason", err)
 	}
 	gone := make([]netip.Prefix, 0, len(st.sent))
 	for p := range st.sent {

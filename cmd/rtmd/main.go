@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/compat"
 	"github.com/rtm-project/rtm/internal/server"
 )
 
@@ -30,7 +33,9 @@ func main() {
 	group := fs.String("group", "", "a `group` (name or gid) whose members may connect and change the tables, besides root and rtmd's own uid: the socket, the queue and the MAC segment get that group (socket 0660, queue 0620, segment 0640, so members read MAC values too); without it the socket has rtmd's group, whose members may only subscribe, and the queue is 0600")
 	mqName := fs.String("mq", "", "the command message queue's `name`, /NAME, or off for none (default: / and the shared memory base name); 8 messages of 4096 bytes, about 33 KiB of the user's RLIMIT_MSGQUEUE")
 	listen := fs.String("listen", "", "TCP `address` (e.g. 127.0.0.1:7400) for read-only subscribers; no encryption or authentication: loopback or a trusted network only")
-	compatSock := fs.String("compat-socket", "", "also serve classic clients of the 72-byte route record (docs/protocol.md) on the Unix socket `path`; read-only")
+	var compatSocks stringList
+	fs.Var(&compatSocks, "compat-socket", "also serve classic C clients of a fixed-size record (docs/protocol.md) on the Unix socket `path[:layout]`, read-only; repeat it for several sockets; the layout is "+compat.Names()+" (default: -compat-layout)")
+	compatLayout := fs.String("compat-layout", compat.Layouts[0].Name, "the record `layout` of each -compat-socket given without one: "+compat.Names())
 	var lim server.Limits
 	fs.IntVar(&lim.Conns, "max-conns", server.DefaultConns, "Unix socket connections in all; more are refused, except from peers that may change the tables (held to -max-conns-per-uid only)")
 	fs.IntVar(&lim.ConnsPerUID, "max-conns-per-uid", server.DefaultConnsPerUID, "Unix socket connections of one uid")
@@ -57,6 +62,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rtmd:", cmp.Or(noSocket, errors.New("-socket: empty path")))
 		os.Exit(2)
 	}
+	compatCfg, err := compatSockets(compatSocks, *compatLayout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rtmd:", err)
+		os.Exit(2)
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
@@ -81,7 +91,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
-	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: *compatSock, Limits: lim, Version: server.Version, Log: log})
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: compatCfg, Limits: lim, Version: server.Version, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		pprof.StopCPUProfile()
@@ -108,4 +118,43 @@ func inForeground(f *os.File) bool {
 	}
 	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
 	return err == nil && pgrp == unix.Getpgrp()
+}
+
+// stringList is a flag that may be given more than once.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+// compatSockets reads the -compat-socket values: PATH, or PATH:LAYOUT when
+// what follows the last colon names a layout; a PATH alone takes the
+// layout def.
+func compatSockets(specs []string, def string) ([]server.CompatSocket, error) {
+	defLayout, err := compat.LayoutByName(def)
+	if err != nil {
+		return nil, fmt.Errorf("-compat-layout: %w", err)
+	}
+	var out []server.CompatSocket
+	seen := map[string]bool{}
+	for _, spec := range specs {
+		cs := server.CompatSocket{Path: spec, Layout: defLayout}
+		if i := strings.LastIndexByte(spec, ':'); i >= 0 {
+			if l, err := compat.LayoutByName(spec[i+1:]); err == nil {
+				cs = server.CompatSocket{Path: spec[:i], Layout: l}
+			}
+		}
+		switch {
+		case cs.Path == "":
+			return nil, fmt.Errorf("-compat-socket %q: empty path", spec)
+		case seen[filepath.Clean(cs.Path)]:
+			return nil, fmt.Errorf("-compat-socket %q: %s given twice", spec, cs.Path)
+		}
+		seen[filepath.Clean(cs.Path)] = true
+		out = append(out, cs)
+	}
+	return out, nil
 }

@@ -213,10 +213,13 @@ type benchDaemon struct {
 	dir    string
 }
 
-func startBenchRtmd(b *testing.B) *benchDaemon {
+// startBenchRtmd starts rtmd with args in a fresh directory, its working
+// directory, so that args may name files in it by relative paths.
+func startBenchRtmd(b *testing.B, args ...string) *benchDaemon {
 	dir, _ := os.MkdirTemp("", "rtmb")
 	d := &benchDaemon{socket: filepath.Join(dir, "rtm.sock"), dir: dir}
-	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), "-socket", d.socket)
+	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", d.socket}, args...)...)
+	d.cmd.Dir = dir
 	if err := d.cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -226,6 +229,9 @@ func startBenchRtmd(b *testing.B) *benchDaemon {
 			return d
 		}
 		if i > 500 {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+			os.RemoveAll(dir)
 			b.Fatal("rtmd did not start")
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	case "macbench":
 		macBenchMain()
 		return
+	case "ghk84client":
+		ghkClientMain()
+		return
 	case "pidparent":
 		pidParentMain()
 		return

@@ -111,6 +111,9 @@ func (s *Server) flush() {
 	}
 	s.seq++
 	s.changes.AddFlush(s.seq)
+	if s.objects != nil {
+		s.objects.clear(s.seq)
+	}
 	if err := s.macs.setFlush(s.seq); err != nil {
 		s.log.Error("MAC table", "err", err)
 	}
@@ -139,7 +142,7 @@ func (s *Server) clientsJSON() string {
 		list = append(list, wire.ClientInfo{
 			ID: c.id, PID: c.cred.Pid, UID: c.cred.Uid, Name: c.name,
 			Since:      c.since.UTC().Format(time.RFC3339),
-			Subscribed: c.subscribed, Registered: c.pidfd >= 0,
+			Subscribed: c.subscribed, Registered: c.pidfd >= 0 || c.signalled,
 			Delivered: c.delivered.Load(), Acked: c.acked.Load(),
 			Backlog: backlog, Resyncs: c.resyncs, Transport: c.input.transport(),
 		})

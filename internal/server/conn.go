@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/rtm-project/rtm/internal/compat"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/wire"
 )
@@ -33,6 +34,12 @@ type conn struct {
 	since     time.Time
 	name      string // from the Hello; set before the loop hears of the client
 
+	// A compat client's record layout; and, for ghk84, the pidfd its writer
+	// signals on a flush (-1 for none), set before the writer starts.
+	layout    *compat.Layout
+	sigfd     int
+	signalled bool // sigfd was set: for `rtm clients`
+
 	delivered atomic.Uint64 // the last sequence number written to the client
 	acked     atomic.Uint64 // the last the client said it applied
 
@@ -41,6 +48,7 @@ type conn struct {
 	resyncs    int
 	pidfd      int // from pidfd_open at registration; -1 when not registered
 	regPid     int32
+	readSeq    uint64 // ghk84: the client has read every record through this sequence number
 
 	mu          sync.Mutex
 	queue       []item
@@ -68,10 +76,13 @@ type item struct {
 	macs   *macView
 	seq    uint64 // of a snapshot; of the last change in bufs
 	reason byte
+	// goodbye: rtmd is going away; a ghk84 client is told so, and the
+	// writer closes the connection.
+	goodbye bool
 }
 
-func newConn(s *Server, nc net.Conn, transport string) *conn {
-	c := &conn{s: s, nc: nc, input: inSocket, id: s.nextID.Add(1), since: time.Now(), pidfd: -1,
+func newConn(s *Server, nc net.Conn, transport string, layout *compat.Layout) *conn {
+	c := &conn{s: s, nc: nc, input: inSocket, id: s.nextID.Add(1), since: time.Now(), pidfd: -1, sigfd: -1, layout: layout,
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{})}
 	c.cred.Pid, c.cred.Uid, c.cred.Gid = -1, ^uint32(0), ^uint32(0)
 	switch transport {
@@ -83,7 +94,7 @@ func newConn(s *Server, nc net.Conn, transport string) *conn {
 		return c
 	case "compat":
 		c.input = inCompat
-		c.name = "compat client"
+		c.name = "compat client (" + layout.Name + ")"
 	}
 	var groups []uint32
 	if raw, err := nc.(*net.UnixConn).SyscallConn(); err == nil {
@@ -103,9 +114,12 @@ func newConn(s *Server, nc net.Conn, transport string) *conn {
 // protocol, and closes the connection. It must not block the accept loop:
 // the write has a short deadline (a new connection's buffer is empty).
 func (c *conn) refuse(err error) {
-	if c.input != inCompat {
-		c.nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	c.nc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	switch {
+	case c.input != inCompat:
 		c.nc.Write(wire.AppendError(nil, "rtmd refused the connection: "+err.Error()))
+	case c.layout.HasMACs():
+		c.nc.Write(c.layout.Append(nil, &compat.Record{Op: compat.None})) // loop 0
 	}
 	c.nc.Close()
 }
@@ -242,6 +256,18 @@ func (c *conn) overflow() {
 	}
 }
 
+// sayGoodbye asks the writer of a compat client to tell it that rtmd is
+// going away, and to close the connection.
+func (c *conn) sayGoodbye() {
+	c.mu.Lock()
+	c.queue = append(c.queue, item{goodbye: true})
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 // enqueueSnapshot queues a snapshot; changes queued after it follow it.
 // Called by the loop.
 func (c *conn) enqueueSnapshot(v *route.View, macs *macView, seq uint64, reason byte) {
@@ -276,7 +302,8 @@ func (c *conn) close() {
 }
 
 // shutdown tells the client why it is being dropped, briefly, and closes.
-// A compat client has no frame for it: it sees the connection end.
+// A compat client has no frame for it: it sees the connection end, after
+// a record with loop 0 if it is ghk84 (sayGoodbye).
 func (c *conn) shutdown(msg string) {
 	if c.input == inCompat {
 		c.close()

@@ -27,7 +27,7 @@ const (
 	DefaultConnsPerUID     = 256
 	DefaultTCPConns        = 256
 	DefaultTCPConnsPerAddr = 16
-	DefaultCompatConns     = 16
+	DefaultCompatConns     = 64
 	DefaultStagedBytes     = 1 << 30
 	DefaultWriteTimeout    = 30 * time.Second
 )

@@ -72,10 +72,22 @@ type batchFailure struct {
 }
 
 func (s *Server) loop(ctx context.Context) {
+	// While MAC objects wait for ghk84 clients to read their DELETE, the
+	// loop looks every sweepEvery.
+	var sweep *time.Ticker
+	if s.objects != nil {
+		sweep = time.NewTicker(sweepEvery)
+		defer sweep.Stop()
+	}
 	for {
+		var tick <-chan time.Time
+		if s.objects != nil && len(s.objects.pending) > 0 {
+			tick = sweep.C
+		}
 		select {
 		case ev := <-s.events:
 			s.handle(ev)
+		case <-tick:
 		case <-ctx.Done():
 			return
 		}
@@ -89,7 +101,32 @@ func (s *Server) loop(ctx context.Context) {
 			}
 		}
 		s.publish()
+		s.sweepObjects()
 	}
+}
+
+const sweepEvery = 20 * time.Millisecond
+
+// sweepObjects removes the MAC objects whose removal every ghk84 client
+// has read: a client has read through the last sequence number written to
+// it once its socket holds nothing unread.
+func (s *Server) sweepObjects() {
+	if s.objects == nil || len(s.objects.pending) == 0 {
+		return
+	}
+	read := s.seq
+	for c := range s.clients {
+		if c.input != inCompat || !c.layout.HasMACs() {
+			continue
+		}
+		if d := c.delivered.Load(); d > c.readSeq {
+			if n, err := c.unread(); err == nil && n == 0 {
+				c.readSeq = d
+			}
+		}
+		read = min(read, c.readSeq)
+	}
+	s.objects.sweep(read)
 }
 
 func (s *Server) handle(ev event) {
@@ -136,6 +173,8 @@ func (s *Server) handle(ev event) {
 	case evCompat:
 		s.clients[ev.c] = struct{}{}
 		s.snapshot(ev.c, wire.ReasonNew)
+		// It is sent only MAC entries whose objects exist from now on.
+		ev.c.readSeq = s.seq
 	}
 }
 
@@ -222,6 +261,9 @@ func (s *Server) apply(r evRequest, res *Result) {
 		}
 		s.seq++
 		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0, "")
+		if s.objects != nil {
+			s.objects.gone(r.mac, s.seq)
+		}
 	case wire.KMACLoad:
 		// Room for every new key first, so that a failure to grow leaves
 		// the table as it was.
@@ -421,6 +463,11 @@ func (s *Server) setMAC(kind byte, v macValue) error {
 		op = wire.OpMACChange
 	}
 	s.seq++
+	if s.objects != nil {
+		if err := s.objects.set(v.mac, v.ip, s.seq); err != nil {
+			s.rates.warn("mac object", "MAC entry not sent to ghk84 compat clients", "mac", v.mac, "err", err)
+		}
+	}
 	s.changes.AddMAC(s.seq, op, v.mac, e.slot, v.dev)
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rtm-project/rtm/internal/compat"
 	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/shm"
@@ -33,18 +34,18 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	Socket  string       // Unix socket path
-	Backlog int          // bytes queued for one client before it must resync; 0 means DefaultBacklog
-	MaxLoad int          // routes in one load; 0 means DefaultMaxLoad
-	SHM     string       // base name of the MAC segment; "" means shm.DefaultName(Socket)
-	MACCap  int          // initial capacity of the MAC segment; 0 means DefaultMACCap
-	Group   string       // a group (name or gid) whose members may connect and change the tables, besides root and rtmd's uid
-	MQ      string       // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket); MQOff for none
-	Listen  string       // a TCP address for read-only subscribers; "" for none
-	Compat  string       // a Unix socket path for classic fixed-record clients; "" for none
-	Limits  Limits       // what peers can make rtmd hold; zero fields take the defaults
-	Version string       // reported to clients
-	Log     *slog.Logger // nil means slog.Default()
+	Socket  string         // Unix socket path
+	Backlog int            // bytes queued for one client before it must resync; 0 means DefaultBacklog
+	MaxLoad int            // routes in one load; 0 means DefaultMaxLoad
+	SHM     string         // base name of the MAC segment; "" means shm.DefaultName(Socket)
+	MACCap  int            // initial capacity of the MAC segment; 0 means DefaultMACCap
+	Group   string         // a group (name or gid) whose members may connect and change the tables, besides root and rtmd's uid
+	MQ      string         // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket); MQOff for none
+	Listen  string         // a TCP address for read-only subscribers; "" for none
+	Compat  []CompatSocket // Unix sockets for classic fixed-record clients
+	Limits  Limits         // what peers can make rtmd hold; zero fields take the defaults
+	Version string         // reported to clients
+	Log     *slog.Logger   // nil means slog.Default()
 }
 
 // Version is rtmd's version.
@@ -75,11 +76,12 @@ type Server struct {
 	changes wire.ChangeWriter
 	replies []pendingReply
 
-	queue    *mq.Queue
-	tcp      net.Listener
-	compatLn *net.UnixListener
-	started  time.Time
-	inputs   [nInputs]counter // owned by the loop
+	queue     *mq.Queue
+	tcp       net.Listener
+	compatLns []*net.UnixListener // one per Config.Compat
+	objects   *macObjects         // with a ghk84 compat socket: the per-MAC objects; else nil
+	started   time.Time
+	inputs    [nInputs]counter // owned by the loop
 
 	// Bounds on what peers make rtmd hold (Config.Limits).
 	unixConns, tcpConns, compatConns *connLimit
@@ -167,11 +169,16 @@ func New(cfg Config) (*Server, error) {
 	if s.queue, err = s.openQueue(); err != nil {
 		return fail(err)
 	}
-	if cfg.Compat != "" {
-		if s.compatLn, err = listen(cfg.Compat, fileGroup(gid), cfg.Log); err != nil {
-			return fail(fmt.Errorf("-compat-socket: %w", err))
+	for _, cs := range cfg.Compat {
+		ln, err := listen(cs.Path, fileGroup(gid), cfg.Log)
+		if err != nil {
+			return fail(fmt.Errorf("-compat-socket %s: %w", cs.Path, err))
 		}
-		s.log.Info("compat listener for classic 72-byte record clients", "socket", cfg.Compat)
+		s.compatLns = append(s.compatLns, ln)
+		s.log.Info("compat listener for classic record clients", "socket", cs.Path, "layout", cs.Layout.Name, "record_bytes", cs.Layout.Size)
+		if cs.Layout.HasMACs() && s.objects == nil {
+			s.objects = newMACObjects(fileGroup(gid))
+		}
 	}
 	if cfg.Listen != "" {
 		if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -190,9 +197,12 @@ func (s *Server) cleanup() {
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
-	if s.compatLn != nil {
-		s.compatLn.Close()
-		os.Remove(s.cfg.Compat)
+	for i, ln := range s.compatLns {
+		ln.Close()
+		os.Remove(s.cfg.Compat[i].Path)
+	}
+	if s.objects != nil {
+		s.objects.close()
 	}
 	if s.queue != nil {
 		s.queue.Close()
@@ -238,12 +248,12 @@ func (s *Server) Addr() string { return s.cfg.Socket }
 func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("rtmd listening", "socket", s.cfg.Socket, "version", s.cfg.Version, "protocol", wire.Version, "shm", s.macs.seg.Name)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.accept(s.ln, "unix", s.unixConns) })
+	wg.Go(func() { s.accept(s.ln, "unix", s.unixConns, nil) })
 	if s.tcp != nil {
-		wg.Go(func() { s.accept(s.tcp, "tcp", s.tcpConns) })
+		wg.Go(func() { s.accept(s.tcp, "tcp", s.tcpConns, nil) })
 	}
-	if s.compatLn != nil {
-		wg.Go(func() { s.accept(s.compatLn, "compat", s.compatConns) })
+	for i, ln := range s.compatLns {
+		wg.Go(func() { s.accept(ln, "compat", s.compatConns, s.cfg.Compat[i].Layout) })
 	}
 	go s.returnMemory()
 	queueDone := make(chan struct{})
@@ -257,26 +267,25 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
-	if s.compatLn != nil {
-		s.compatLn.Close()
+	for _, ln := range s.compatLns {
+		ln.Close()
 	}
 	if s.queue != nil {
 		s.queue.Close()
 	}
 	wg.Wait()
 	<-queueDone
-	for c := range s.clients {
-		c.shutdown("rtmd is shutting down")
-	}
+	s.closeClients()
 	s.cleanup()
 	s.log.Info("rtmd stopped")
 	return nil
 }
 
-// accept starts a connection for each peer the listener's limit admits.
-// A refused peer is told why, briefly, and closed; the refusal is logged
-// once per cause and interval, so a flood costs rtmd little.
-func (s *Server) accept(ln net.Listener, transport string, lim *connLimit) {
+// accept starts a connection for each peer the listener's limit admits;
+// layout is a compat socket's, else nil. A refused peer is told why,
+// briefly, and closed; the refusal is logged once per cause and interval,
+// so a flood costs rtmd little.
+func (s *Server) accept(ln net.Listener, transport string, lim *connLimit, layout *compat.Layout) {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -287,25 +296,42 @@ func (s *Server) accept(ln net.Listener, transport string, lim *connLimit) {
 			time.Sleep(100 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
-		c := newConn(s, nc, transport)
+		c := newConn(s, nc, transport, layout)
 		if err := lim.acquire(c.peer, c.mayChange && c.input == inSocket); err != nil {
 			s.rates.warn("connection limit", "connection refused", "transport", transport, "err", err)
 			c.refuse(err)
 			continue
 		}
 		c.limit = lim
-		if transport == "compat" {
-			go c.readCompat()
-			go c.write()
-			select {
-			case s.events <- evCompat{c}:
-			case <-s.stopping:
-				c.close()
-			}
+		if c.input == inCompat {
+			go c.serveCompat()
 			continue
 		}
 		go c.read()
 		go c.write()
+	}
+}
+
+// closeClients closes every connection as rtmd stops. Clients that speak
+// the protocol are told why; ghk84 compat clients get a record with loop
+// 0 from their writers, which are given a second to deliver it.
+func (s *Server) closeClients() {
+	var waiting []*conn
+	for c := range s.clients {
+		if c.input == inCompat && c.layout.HasMACs() {
+			c.sayGoodbye()
+			waiting = append(waiting, c)
+			continue
+		}
+		c.shutdown("rtmd is shutting down")
+	}
+	deadline := time.After(time.Second)
+	for _, c := range waiting {
+		select {
+		case <-c.done:
+		case <-deadline:
+		}
+		c.close()
 	}
 }
 

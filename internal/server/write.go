@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -16,7 +18,15 @@ func (c *conn) write() {
 	var rw wire.RouteWriter
 	rw.Typ = wire.TSnapshot
 	var last uint64
-	var cst compatState
+	var cst *compatState
+	if c.input == inCompat {
+		cst = newCompatState(c.layout)
+		defer func() {
+			if c.sigfd >= 0 {
+				unix.Close(c.sigfd)
+			}
+		}()
+	}
 	for {
 		select {
 		case <-c.wake:
@@ -45,7 +55,7 @@ func (c *conn) write() {
 			}
 			if c.input == inCompat {
 				c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.Limits.WriteTimeout))
-				if err := c.writeCompat(&cst, items); err != nil {
+				if err := c.writeCompat(cst, items); err != nil {
 					return
 				}
 				for _, it := range items {

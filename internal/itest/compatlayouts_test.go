@@ -2,9 +2,7 @@ package itest_test
 
 import (
 	"context"
-	crand "crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -400,23 +398,6 @@ func (c *cClient) final(t *testing.T) []string {
 	return lines
 }
 
-// randomMACs returns n distinct MACs, random for each run since their
-// objects are named in the host-wide /dev/shm: a locally administered
-// first byte, then five random bytes.
-func randomMACs(n int) []mac.Addr {
-	seen := map[mac.Addr]bool{}
-	var ms []mac.Addr
-	for len(ms) < n {
-		m := mac.Addr{0: 0x02}
-		crand.Read(m[1:])
-		if !seen[m] {
-			seen[m] = true
-			ms = append(ms, m)
-		}
-	}
-	return ms
-}
-
 // compatWant returns what the classic clients should hold of rtmd's
 // tables: the routes the record holds, and the MAC entries with IPv4
 // addresses as "MAC IP", and the sequence number.
@@ -448,21 +429,6 @@ func compatWant(t *testing.T, d *daemon) (routes, macs []string, seq uint64) {
 	slices.Sort(routes)
 	slices.Sort(macs)
 	return routes, macs, seq
-}
-
-// compatClients returns rtmd's compat clients.
-func compatClients(t *testing.T, d *daemon) []client.ClientInfo {
-	t.Helper()
-	var list, compats []client.ClientInfo
-	if err := json.Unmarshal([]byte(d.mustRtm("clients", "-j")), &list); err != nil {
-		t.Fatalf("rtm clients -j: %v", err)
-	}
-	for _, cl := range list {
-		if cl.Transport == "compat" {
-			compats = append(compats, cl)
-		}
-	}
-	return compats
 }
 
 // waitCompatDelivered waits until rtmd has written everything up to seq

@@ -447,7 +447,7 @@ func waitCompatDelivered(t *testing.T, d *daemon, n int, seq uint64) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("compat clients: %d of %d behind seq %d: %+v", behind, n, seq, list)
+			t.Fatalf("compat clients: %d connected, want %d; %d behind seq %d: %+v", len(list), n, behind, seq, list)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -587,9 +587,11 @@ func TestCompatLayouts(t *testing.T) {
 	wantRoutes, wantMACs, seq := compatWant(t, d)
 	waitCompatDelivered(t, d, len(clients), seq)
 	for _, sc := range stopped {
-		if got := resyncsOf(t, d, sc.cmd.Process.Pid); got <= before[sc] {
+		got := resyncsOf(t, d, sc.cmd.Process.Pid)
+		if got <= before[sc] {
 			t.Errorf("%v: resyncs %d after the burst, want more than %d", sc, got, before[sc])
 		}
+		t.Logf("%v: resyncs %d, %d before the burst", sc, got, before[sc])
 	}
 	wantAll := slices.Sorted(slices.Values(append(slices.Clone(wantRoutes), wantMACs...)))
 	for _, cl := range clients {
@@ -626,8 +628,10 @@ func TestCompatLayouts(t *testing.T) {
 		}
 	}
 	for _, cl := range clients {
-		if g, ok := cl.(*goReader); ok && g.l.HasMACs() && g.flushes != 1 {
-			t.Errorf("%v: %d flush markers, want 1 (signals %d)", g, g.flushes, g.signals)
+		if g, ok := cl.(*goReader); ok && g.l.HasMACs() {
+			if g.flushes != 1 || g.signals != 1 {
+				t.Errorf("%v: %d flush markers and %d SIGUSR1, want 1 each", g, g.flushes, g.signals)
+			}
 		}
 	}
 	for _, m := range macs {

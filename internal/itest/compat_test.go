@@ -68,8 +68,8 @@ func goCompatClient(t *testing.T, socket string) <-chan []string {
 
 // TestCompat runs a seeded random sequence of changes (IPv4 and IPv6
 // routes, MAC entries, a flush) while classic clients in C and Go read the
-// u16 records (a -compat-socket PATH:u16), one of each from the start and a C one from midway; at
-// the end each holds exactly rtmd's IPv4 table.
+// u16 records (-compat-socket PATH:u16), one of each from the start and a
+// C one from midway; at the end each holds exactly rtmd's IPv4 table.
 func TestCompat(t *testing.T) {
 	gcc, gccErr := exec.LookPath("gcc")
 	var cbin string

@@ -280,7 +280,7 @@ func TestCompatHalfClosed(t *testing.T) {
 			}
 			defer nc.Close()
 			if l.HasMACs() {
-				nc.Write(binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid())))
+				nc.Write(binary.LittleEndian.AppendUint32(nil, 1)) // not ours: never signalled
 			}
 			nc.(*net.UnixConn).CloseWrite()
 			time.Sleep(100 * time.Millisecond) // rtmd sees the EOF

@@ -255,7 +255,7 @@ func (c *conn) compatForm(st *compatState, r *route.Route) (route.NextHop, bool)
 // compatSnapshot brings the client to the view: DELETE for what is gone,
 // CREATE for what it lacks, UPDATE for what differs. For a new client that
 // is one CREATE per route the record holds. A ghk84 client gets the same
-// for the MAC entries, and a NONE marker after each table.
+// for the MAC entries, and, when new, a NONE marker after each table.
 func (c *conn) compatSnapshot(st *compatState, it item) error {
 	next := make(map[netip.Prefix]route.NextHop, len(st.sent))
 	for r := range it.view.All() {
@@ -296,8 +296,13 @@ func (c *conn) compatSnapshot(st *compatState, it item) error {
 	if !st.layout.HasMACs() {
 		return nil
 	}
-	if err := c.compatMarker(st, compat.Routes, compat.RoutesDone); err != nil {
-		return err
+	// The markers end a new client's tables. After a resync they would
+	// read as a flush.
+	first := it.reason == wire.ReasonNew
+	if first {
+		if err := c.compatMarker(st, compat.Routes, compat.RoutesDone); err != nil {
+			return err
+		}
 	}
 	// MAC entries: those with an object now. One that changes after the
 	// view follows in the stream.
@@ -323,6 +328,9 @@ func (c *conn) compatSnapshot(st *compatState, it item) error {
 				return err
 			}
 		}
+	}
+	if !first {
+		return nil
 	}
 	return c.compatMarker(st, compat.MACs, compat.MACsDone)
 }

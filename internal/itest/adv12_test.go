@@ -1,0 +1,300 @@
+package itest_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtm-project/rtm/client"
+	"github.com/rtm-project/rtm/internal/compat"
+	"github.com/rtm-project/rtm/internal/mac"
+)
+
+// cpuTicks returns the user+system CPU time of process pid, in clock ticks
+// (1/100 s).
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
+}
+
+// TestAdvCompatGarbageCPU: a compat client that writes a stream of bytes
+// (which rtmd reads and ignores) must not cost rtmd a core: rtmd reads
+// what it ignores 4 bytes per read(2), so 32 MiB are 8 million reads.
+func TestAdvCompatGarbageCPU(t *testing.T) {
+	for _, l := range compat.Layouts {
+		t.Run(l.Name, func(t *testing.T) {
+			sock := filepath.Join(shortDir(t), "c.sock")
+			d := startRtmd(t, "-compat-socket", sock+":"+l.Name)
+			nc, err := net.Dial("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if l.HasMACs() {
+				nc.Write(binary.LittleEndian.AppendUint32(nil, 1))
+			}
+			go func() { // drain what rtmd sends
+				b := make([]byte, 4096)
+				for {
+					if _, err := nc.Read(b); err != nil {
+						return
+					}
+				}
+			}()
+			junk := bytes.Repeat([]byte{0xff}, 1<<16)
+			before := cpuTicks(t, d.cmd.Process.Pid)
+			start := time.Now()
+			const total = 8 << 20
+			for n := 0; n < total; n += len(junk) {
+				if _, err := nc.Write(junk); err != nil {
+					t.Fatalf("after %d bytes: %v", n, err)
+				}
+			}
+			// rtmd has read all but what the socket buffers hold.
+			used := cpuTicks(t, d.cmd.Process.Pid) - before
+			t.Logf("%s: rtmd used %d ms of CPU to read %d MiB of ignored bytes (%v wall)", l.Name, used*10, total>>20, time.Since(start))
+			if used > 30 {
+				t.Errorf("rtmd used %d ms of CPU reading %d MiB a compat client wrote, want under 0.3 s", used*10, total>>20)
+			}
+			if len(compatClients(t, d)) != 1 {
+				t.Errorf("the client is gone")
+			}
+		})
+	}
+}
+
+// advGHK is a ghk84 client reading in its own goroutine, one record per
+// read, holding the invariant: no DELETE or UPDATE of what it was not
+// sent a CREATE for, and every MAC's object readable at its CREATE.
+type advGHK struct {
+	t      *testing.T
+	name   string
+	nc     net.Conn
+	pause  func() // before each read; nil for none
+	mu     sync.Mutex
+	routes map[netip.Prefix]string
+	macs   map[mac.Addr]bool
+	loop0  bool
+	done   chan struct{}
+}
+
+func startAdvGHK(t *testing.T, name, socket string, pause func()) *advGHK {
+	nc, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.Write(binary.LittleEndian.AppendUint32(nil, 1)) // not its pid: DELETEs on a flush
+	g := &advGHK{t: t, name: name, nc: nc, pause: pause, routes: map[netip.Prefix]string{}, macs: map[mac.Addr]bool{}, done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+func (g *advGHK) run() {
+	defer close(g.done)
+	b := make([]byte, compat.GHK84.Size)
+	for {
+		if g.pause != nil {
+			g.pause()
+		}
+		if _, err := io.ReadFull(g.nc, b); err != nil {
+			return
+		}
+		rec, err := compat.GHK84.Decode(b)
+		if err != nil {
+			g.t.Errorf("%s: bad record %x: %v", g.name, b, err)
+			return
+		}
+		g.mu.Lock()
+		switch {
+		case rec.Op == compat.None:
+			if rec.Loop == 0 {
+				g.loop0 = true
+			}
+		case rec.Table == compat.Routes:
+			_, had := g.routes[rec.Dst]
+			switch {
+			case rec.Op == compat.Create && had, rec.Op != compat.Create && !had:
+				g.t.Errorf("%s: op %d of %v, which it had: %v", g.name, rec.Op, rec.Dst, had)
+			}
+			if rec.Op == compat.Delete {
+				delete(g.routes, rec.Dst)
+			} else {
+				g.routes[rec.Dst] = classicLine(rec.Dst, rec.Gateway, rec.Dev)
+			}
+		default:
+			had := g.macs[rec.MAC]
+			switch {
+			case rec.Op == compat.Update:
+				g.t.Errorf("%s: UPDATE of MAC %v", g.name, rec.MAC)
+			case rec.Op == compat.Create && had, rec.Op == compat.Delete && !had:
+				g.t.Errorf("%s: op %d of MAC %v, which it had: %v", g.name, rec.Op, rec.MAC, had)
+			}
+			if rec.Op == compat.Delete {
+				delete(g.macs, rec.MAC)
+			} else {
+				g.macs[rec.MAC] = true
+				if ip, err := macObject(client.MAC(rec.MAC)); err != nil || !netip.MustParseAddr(cmp.Or(ip, "0.0.0.0")).Is4() || ip == "" {
+					g.t.Errorf("%s: CREATE of MAC %v: its object holds %q, %v", g.name, rec.MAC, ip, err)
+				}
+			}
+		}
+		g.mu.Unlock()
+	}
+}
+
+// state returns the client's routes and MACs, sorted.
+func (g *advGHK) state() (routes, macs []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, l := range g.routes {
+		routes = append(routes, l)
+	}
+	for m := range g.macs {
+		macs = append(macs, m.String())
+	}
+	sort.Strings(routes)
+	sort.Strings(macs)
+	return routes, macs
+}
+
+// TestAdvGHK84Churn: a seeded random sequence of route and MAC changes
+// (MACs going IPv4, IPv6, deleted, re-added; flushes) with a small
+// -backlog, read by a prompt ghk84 client, a slow one (resent the table
+// again and again) and one that joins midway. Each holds the invariant
+// throughout and ends with rtmd's IPv4 routes and IPv4 MAC entries; every
+// IPv4 MAC's object holds its IP and every other MAC's object goes.
+func TestAdvGHK84Churn(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "ghk.sock")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84", "-backlog", "2048")
+	pool := randomMACs(40)
+	rng := rand.New(rand.NewPCG(12, 84))
+	slowReads := 0
+	readers := []*advGHK{
+		startAdvGHK(t, "prompt", sock, nil),
+		startAdvGHK(t, "slow", sock, func() {
+			if slowReads++; slowReads%50 == 0 {
+				time.Sleep(300 * time.Millisecond)
+			}
+		}),
+	}
+	c := d.dial()
+	ctx := context.Background()
+	for i := range 4000 {
+		switch i {
+		case 1500:
+			readers = append(readers, startAdvGHK(t, "late", sock, nil))
+		case 2000, 3000:
+			c.Flush(ctx)
+		}
+		m := pool[rng.IntN(len(pool))]
+		switch rng.IntN(10) {
+		case 0, 1:
+			r := randRoute(rng)
+			c.Replace(ctx, r)
+		case 2:
+			r := randRoute(rng)
+			c.Delete(ctx, r.Table, r.Dst)
+		case 3, 4, 5:
+			c.ReplaceMAC(ctx, client.MACEntry{MAC: m, IP: netip.AddrFrom4([4]byte{10, 9, byte(rng.IntN(4)), byte(rng.IntN(250) + 1)})})
+		case 6:
+			c.ReplaceMAC(ctx, client.MACEntry{MAC: m, IP: netip.MustParseAddr("2001:db8::" + strconv.Itoa(rng.IntN(9)+1))})
+		case 7, 8:
+			c.DeleteMAC(ctx, m)
+		case 9:
+			c.AddMAC(ctx, client.MACEntry{MAC: m, IP: netip.MustParseAddr("10.8.0.1"), Dev: "eth" + strconv.Itoa(rng.IntN(3))})
+		}
+	}
+	var wantRoutes []string
+	if _, err := d.dial().Snapshot(ctx, func(r client.Route) {
+		if r.Table == client.TableMain && r.Type == client.Unicast && r.Dst.Addr().Is4() &&
+			len(r.NextHops) == 1 && r.NextHops[0].Gateway.Is4() && r.NextHops[0].Dev != "" {
+			wantRoutes = append(wantRoutes, classicLine(r.Dst, r.NextHops[0].Gateway, r.NextHops[0].Dev))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(wantRoutes)
+	entries, _, err := d.dial().MACSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantMACs []string
+	ips := map[client.MAC]string{}
+	for _, e := range entries {
+		if e.IP.Is4() {
+			wantMACs = append(wantMACs, e.MAC.String())
+			ips[e.MAC] = e.IP.String()
+		}
+	}
+	sort.Strings(wantMACs)
+	for _, g := range readers {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			routes, macs := g.state()
+			if slices.Equal(routes, wantRoutes) && slices.Equal(macs, wantMACs) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d routes, %d MACs; want %d, %d\nroutes: %s\nMACs: %s", g.name, len(routes), len(macs), len(wantRoutes), len(wantMACs),
+					diff(routes, wantRoutes), diff(macs, wantMACs))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	resyncs := 0
+	for _, cl := range compatClients(t, d) {
+		resyncs += cl.Resyncs
+	}
+	if resyncs == 0 {
+		t.Error("no compat client was resent the table: the test does not test that")
+	}
+	t.Logf("%d resyncs", resyncs)
+	for _, m := range pool {
+		want, ok := ips[m]
+		eventually(t, "the object of "+m.String()+" to hold "+want, func() bool {
+			ip, err := macObject(m)
+			if !ok {
+				return errors.Is(err, os.ErrNotExist)
+			}
+			return err == nil && ip == want
+		})
+	}
+	if len(wantRoutes) == 0 || len(wantMACs) == 0 {
+		t.Errorf("the sequence left %d routes and %d MACs to compare", len(wantRoutes), len(wantMACs))
+	}
+	d.stop()
+	for _, g := range readers {
+		<-g.done
+		if !g.loop0 {
+			t.Errorf("%s: no loop-0 record as rtmd stopped", g.name)
+		}
+	}
+	for _, m := range pool {
+		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("object of %v after rtmd stopped: %v", m, err)
+		}
+	}
+}

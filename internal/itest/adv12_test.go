@@ -11,18 +11,22 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/compat"
 	"github.com/rtm-project/rtm/internal/mac"
+	"github.com/rtm-project/rtm/internal/shm"
+	"golang.org/x/sys/unix"
 )
 
 // cpuTicks returns the user+system CPU time of process pid, in clock ticks
@@ -293,6 +297,182 @@ func TestAdvGHK84Churn(t *testing.T) {
 		}
 	}
 	for _, m := range pool {
+		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("object of %v after rtmd stopped: %v", m, err)
+		}
+	}
+}
+
+// TestAdvGHK84HoarderHoldsObjects: a ghk84 client that reads everything
+// but the last byte rtmd wrote never fills its socket, so no write to it
+// ever times out, and it is never counted as having read its DELETEs: the
+// objects of deleted MACs would stay in /dev/shm for as long as it stays
+// connected, one more per MAC deleted. A client that has not read a record
+// within -write-timeout is stalled, as it is during a flush: its objects
+// must go (or it must be dropped).
+func TestAdvGHK84HoarderHoldsObjects(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "ghk.sock")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84", "-write-timeout", "1s")
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write(binary.LittleEndian.AppendUint32(nil, 1))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // read all but the last byte there is
+		raw, _ := nc.(*net.UnixConn).SyscallConn()
+		b := make([]byte, 1<<16)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			n := 0
+			raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+			if n > 1 {
+				if _, err := io.ReadFull(nc, b[:min(n-1, len(b))]); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	macs := randomMACs(50)
+	c := d.dial()
+	ctx := context.Background()
+	for _, m := range macs {
+		if _, err := c.AddMAC(ctx, client.MACEntry{MAC: m, IP: netip.MustParseAddr("10.0.0.1")}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.DeleteMAC(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(3 * time.Second) // three write timeouts
+	left := 0
+	for _, m := range macs {
+		if _, err := macObject(m); err == nil {
+			left++
+		}
+	}
+	if left > 0 && len(compatClients(t, d)) > 0 {
+		t.Errorf("3 s after 50 MACs were deleted, with -write-timeout 1s: %d of their objects are still in %s, held by a ghk84 client that reads all but one byte", left, shm.Dir)
+	}
+}
+
+// TestAdvGHK84PlantedNames: what others put under a MAC's name in /dev/shm
+// before rtmd writes it. A symlink is replaced, never written through (its
+// target keeps its bytes, and outlives rtmd); a directory makes that MAC
+// absent for ghk84 clients (no CREATE), and rtmd leaves it alone, also as
+// it stops.
+func TestAdvGHK84PlantedNames(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "ghk.sock")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84")
+	macs := randomMACs(3)
+	target := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(target, []byte("precious bytes, not an IP"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(shm.Dir, compat.ObjectFile(mac.Addr(macs[0])))
+	dir := filepath.Join(shm.Dir, compat.ObjectFile(mac.Addr(macs[1])))
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(link) })
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	for i, m := range macs {
+		d.mustRtm("mac", "add", m.String(), "10.0.0."+strconv.Itoa(i+1))
+	}
+	g := dialGHK(t, sock, 1)
+	g.expect(compat.None, compat.Routes, compat.RoutesDone)
+	g.expect(compat.Create, compat.MACs, compat.Wait)
+	g.expect(compat.Create, compat.MACs, compat.Wait)
+	g.expect(compat.None, compat.MACs, compat.MACsDone)
+	if _, ok := g.macs[mac.Addr(macs[1])]; ok || len(g.macs) != 2 {
+		t.Errorf("the client got %v; want all but %v, whose name is a directory", g.macs, macs[1])
+	}
+	if fi, err := os.Lstat(link); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("the planted symlink's name after the MAC's add: %v, %v; want rtmd's object", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious bytes, not an IP" {
+		t.Errorf("the symlink's target now holds %q", b)
+	}
+	d.stop()
+	if b, _ := os.ReadFile(target); string(b) != "precious bytes, not an IP" {
+		t.Errorf("after rtmd stopped, the symlink's target holds %q", b)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Errorf("the planted directory after rtmd stopped: %v", err)
+	}
+	for _, m := range []client.MAC{macs[0], macs[2]} {
+		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("object of %v after rtmd stopped: %v", m, err)
+		}
+	}
+}
+
+// TestAdvGHK84StopWhileStuck: rtmd stops promptly and leaves no object
+// behind while a registered ghk84 client that does not read is held in a
+// flush's wait, another has not sent its pid, and a course client's socket
+// is full; before that, the stuck client is dropped after -write-timeout
+// and the flushed MAC's object goes.
+func TestAdvGHK84StopWhileStuck(t *testing.T) {
+	sig := make(chan os.Signal, 16)
+	signal.Notify(sig, syscall.SIGUSR1) // the test is the registered client
+	defer signal.Stop(sig)
+	dir := shortDir(t)
+	ghk, course := filepath.Join(dir, "ghk.sock"), filepath.Join(dir, "course.sock")
+	d := startRtmd(t, "-compat-socket", ghk+":ghk84", "-compat-socket", course+":course", "-write-timeout", "2s")
+	macs := randomMACs(2)
+	d.mustRtm("mac", "add", macs[0].String(), "10.0.0.1")
+	d.mustRtm("route", "add", "10.1.0.0/16", "via", "192.0.2.1", "dev", "eth0")
+	stuck := dialGHK(t, ghk, int32(os.Getpid())) // registered; never reads
+	eventually(t, "the stuck client to be registered", func() bool {
+		cl := compatClients(t, d)
+		return len(cl) == 1 && cl[0].Registered
+	})
+	d.mustRtm("flush", "all")
+	eventually(t, "the stuck client to be dropped", func() bool { return len(compatClients(t, d)) == 0 })
+	eventually(t, "the flushed MAC's object to go", func() bool {
+		_, err := macObject(macs[0])
+		return errors.Is(err, os.ErrNotExist)
+	})
+	stuck.nc.Close()
+	select {
+	case <-sig:
+		t.Error("a client that read nothing was signalled")
+	default:
+	}
+
+	stuck = dialGHK(t, ghk, int32(os.Getpid()))
+	d.mustRtm("mac", "add", macs[1].String(), "10.0.0.2")
+	eventually(t, "the stuck client to be registered", func() bool {
+		cl := compatClients(t, d)
+		return len(cl) == 1 && cl[0].Registered
+	})
+	d.mustRtm("flush", "all") // its writer now waits for it to read
+	mute, err := net.Dial("unix", ghk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	full, err := net.Dial("unix", course)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	c := d.dial()
+	for i := range 4000 { // more than the course client's socket holds
+		c.Add(context.Background(), client.Route{Table: client.TableMain, Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(100 + i/256), byte(i), 0}), 24),
+			Type: client.Unicast, NextHops: []client.NextHop{{Gateway: netip.MustParseAddr("192.0.2.1"), Dev: "eth0"}}})
+	}
+	d.stop() // fails the test if rtmd takes over 10 s or exits non-zero
+	for _, m := range macs {
 		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("object of %v after rtmd stopped: %v", m, err)
 		}

@@ -478,3 +478,40 @@ func TestAdvGHK84StopWhileStuck(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvGHK84ConnFlood: past -max-compat-conns, each ghk84 connection is
+// told loop 0 and closed at once, without sending its pid; those admitted
+// keep being served, and a slot freed is taken again.
+func TestAdvGHK84ConnFlood(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "ghk.sock")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84", "-max-compat-conns", "2")
+	a, b := dialGHK(t, sock, 1), dialGHK(t, sock, 1)
+	for _, g := range []*ghkReader{a, b} {
+		g.expect(compat.None, compat.Routes, compat.RoutesDone)
+		g.expect(compat.None, compat.MACs, compat.MACsDone)
+	}
+	for i := range 200 {
+		nc, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rec := make([]byte, compat.GHK84.Size)
+		_, err = io.ReadFull(nc, rec)
+		r, derr := compat.GHK84.Decode(rec)
+		if err != nil || derr != nil || r.Op != compat.None || r.Loop != 0 {
+			t.Fatalf("refused connection %d: %+v, %v, %v; want NONE with loop 0", i, r, err, derr)
+		}
+		if n, err := nc.Read(rec); !errors.Is(err, io.EOF) {
+			t.Fatalf("refused connection %d after its record: %d bytes, %v; want EOF", i, n, err)
+		}
+		nc.Close()
+	}
+	d.mustRtm("route", "add", "10.1.0.0/16", "via", "192.0.2.1", "dev", "eth0")
+	a.expect(compat.Create, compat.Routes, compat.RoutesDone)
+	b.expect(compat.Create, compat.Routes, compat.RoutesDone)
+	b.nc.Write(binary.LittleEndian.AppendUint32(nil, 1)) // goodbye
+	eventually(t, "the slot to be freed", func() bool { return len(compatClients(t, d)) == 1 })
+	c := dialGHK(t, sock, 1)
+	c.expect(compat.Create, compat.Routes, compat.Wait)
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -514,4 +515,40 @@ func TestAdvGHK84ConnFlood(t *testing.T) {
 	eventually(t, "the slot to be freed", func() bool { return len(compatClients(t, d)) == 1 })
 	c := dialGHK(t, sock, 1)
 	c.expect(compat.Create, compat.Routes, compat.Wait)
+}
+
+// TestAdvGHK84MuteClientPinsObjects: a ghk84 client that never reads (not
+// even the two markers of its empty table) is never counted as having
+// read anything, so the objects of MACs added and deleted later stay
+// while it is connected, though no client was ever sent those MACs and
+// nothing is written to it that could time out.
+func TestAdvGHK84MuteClientPinsObjects(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "ghk.sock")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84", "-write-timeout", "1s")
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write(binary.LittleEndian.AppendUint32(nil, 1))
+	eventually(t, "the client to be served", func() bool { return len(compatClients(t, d)) == 1 })
+	macs := randomMACs(20)
+	var batch strings.Builder
+	for _, m := range macs {
+		fmt.Fprintf(&batch, "mac add %v 10.0.0.1\nmac del %v\n", m, m)
+	}
+	if _, errs, code := d.rtm(batch.String(), "-batch", "-"); code != 0 {
+		t.Fatalf("rtm -batch: exit %d: %s", code, errs)
+	}
+	time.Sleep(3 * time.Second) // three write timeouts
+	left := 0
+	for _, m := range macs {
+		if _, err := macObject(m); err == nil {
+			left++
+		}
+	}
+	if left > 0 {
+		t.Errorf("3 s after 20 MACs were added and deleted in one batch (sent to no client), with -write-timeout 1s: %d of their objects are still in %s, held by a ghk84 client that reads nothing (still connected: %d)",
+			left, shm.Dir, len(compatClients(t, d)))
+	}
 }

@@ -46,7 +46,8 @@ func cpuTicks(t *testing.T, pid int) int {
 
 // TestAdvCompatGarbageCPU: a compat client that writes a stream of bytes
 // (which rtmd reads and ignores) must not cost rtmd a core: rtmd reads
-// what it ignores 4 bytes per read(2), so 32 MiB are 8 million reads.
+// what it ignores 4 bytes per read(2), so 8 MiB are 2 million reads, about
+// 2 s of CPU (4 s with -race); two such clients take both cores.
 func TestAdvCompatGarbageCPU(t *testing.T) {
 	for _, l := range compat.Layouts {
 		t.Run(l.Name, func(t *testing.T) {
@@ -72,19 +73,20 @@ func TestAdvCompatGarbageCPU(t *testing.T) {
 			before := cpuTicks(t, d.cmd.Process.Pid)
 			start := time.Now()
 			const total = 8 << 20
-			for n := 0; n < total; n += len(junk) {
+			// rtmd may read the bytes cheaply, stop reading them (the
+			// write times out) or drop the client (the write fails).
+			nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			n := 0
+			for ; n < total; n += len(junk) {
 				if _, err := nc.Write(junk); err != nil {
-					t.Fatalf("after %d bytes: %v", n, err)
+					t.Logf("after %d bytes: %v", n, err)
+					break
 				}
 			}
-			// rtmd has read all but what the socket buffers hold.
 			used := cpuTicks(t, d.cmd.Process.Pid) - before
-			t.Logf("%s: rtmd used %d ms of CPU to read %d MiB of ignored bytes (%v wall)", l.Name, used*10, total>>20, time.Since(start))
-			if used > 30 {
-				t.Errorf("rtmd used %d ms of CPU reading %d MiB a compat client wrote, want under 0.3 s", used*10, total>>20)
-			}
-			if len(compatClients(t, d)) != 1 {
-				t.Errorf("the client is gone")
+			t.Logf("%s: rtmd used %d ms of CPU to read %d MiB of ignored bytes (%v wall)", l.Name, used*10, n>>20, time.Since(start))
+			if used > 50 {
+				t.Errorf("rtmd used %d ms of CPU on %d MiB a compat client wrote, want under 0.5 s", used*10, n>>20)
 			}
 		})
 	}

@@ -308,14 +308,13 @@ func TestAdvGHK84Churn(t *testing.T) {
 
 // TestAdvGHK84HoarderHoldsObjects: a ghk84 client that reads everything
 // but the last byte rtmd wrote never fills its socket, so no write to it
-// ever times out, and it is never counted as having read its DELETEs: the
-// objects of deleted MACs would stay in /dev/shm for as long as it stays
-// connected, one more per MAC deleted. A client that has not read a record
-// within -write-timeout is stalled, as it is during a flush: its objects
-// must go (or it must be dropped).
+// times out, and it never reads its last DELETE: the objects of MACs
+// deleted since stay in /dev/shm for as long as it stays connected. They
+// are bounded: past 4096 such objects (server.pendingMax) it is dropped,
+// and they go.
 func TestAdvGHK84HoarderHoldsObjects(t *testing.T) {
 	sock := filepath.Join(shortDir(t), "ghk.sock")
-	d := startRtmd(t, "-compat-socket", sock+":ghk84", "-write-timeout", "1s")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84")
 	nc, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -342,26 +341,64 @@ func TestAdvGHK84HoarderHoldsObjects(t *testing.T) {
 			}
 		}
 	}()
-	macs := randomMACs(50)
-	c := d.dial()
-	ctx := context.Background()
+	eventually(t, "the client to be served", func() bool { return len(compatClients(t, d)) == 1 })
+	macs := randomMACs(4096 + 100)
+	var adds, dels strings.Builder
 	for _, m := range macs {
-		if _, err := c.AddMAC(ctx, client.MACEntry{MAC: m, IP: netip.MustParseAddr("10.0.0.1")}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.DeleteMAC(ctx, m); err != nil {
-			t.Fatal(err)
+		fmt.Fprintf(&adds, "mac add %v 10.0.0.1\n", m)
+		fmt.Fprintf(&dels, "mac del %v\n", m)
+	}
+	for _, batch := range []string{adds.String(), dels.String()} {
+		if _, errs, code := d.rtm(batch, "-batch", "-"); code != 0 {
+			t.Fatalf("rtm -batch: exit %d: %s", code, errs)
 		}
 	}
-	time.Sleep(3 * time.Second) // three write timeouts
-	left := 0
+	eventually(t, "the hoarding client to be dropped", func() bool { return len(compatClients(t, d)) == 0 })
+	eventually(t, "the deleted MACs' objects to go", func() bool {
+		for _, m := range macs {
+			if _, err := macObject(m); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestAdvGHK84HoarderUnderBound: below the bound the hoarder keeps the
+// objects of the MACs it was sent and has not read the DELETE of, and it
+// is served on.
+func TestAdvGHK84HoarderUnderBound(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "ghk.sock")
+	d := startRtmd(t, "-compat-socket", sock+":ghk84")
+	g := dialGHK(t, sock, 1)
+	g.expect(compat.None, compat.Routes, compat.RoutesDone)
+	g.expect(compat.None, compat.MACs, compat.MACsDone)
+	macs := randomMACs(10)
 	for _, m := range macs {
-		if _, err := macObject(m); err == nil {
-			left++
+		d.mustRtm("mac", "add", m.String(), "10.0.0.1")
+	}
+	for _, m := range macs {
+		d.mustRtm("mac", "del", m.String())
+	}
+	time.Sleep(100 * time.Millisecond) // sweeps run every 20 ms
+	for _, m := range macs {
+		if _, err := macObject(m); err != nil {
+			t.Fatalf("object of %v, whose DELETE the client has not read: %v", m, err)
 		}
 	}
-	if left > 0 && len(compatClients(t, d)) > 0 {
-		t.Errorf("3 s after 50 MACs were deleted, with -write-timeout 1s: %d of their objects are still in %s, held by a ghk84 client that reads all but one byte", left, shm.Dir)
+	for range 2 * len(macs) {
+		g.next()
+	}
+	eventually(t, "the objects to go once read", func() bool {
+		for _, m := range macs {
+			if _, err := macObject(m); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if len(compatClients(t, d)) != 1 {
+		t.Error("the client was dropped")
 	}
 }
 
@@ -422,8 +459,8 @@ func TestAdvGHK84PlantedNames(t *testing.T) {
 // TestAdvGHK84StopWhileStuck: rtmd stops promptly and leaves no object
 // behind while a registered ghk84 client that does not read is held in a
 // flush's wait, another has not sent its pid, and a course client's socket
-// is full; before that, the stuck client is dropped after -write-timeout
-// and the flushed MAC's object goes.
+// is full; before that, a stuck client is not signalled at a flush but
+// sent DELETEs, and the flushed MAC's object stays until it goes.
 func TestAdvGHK84StopWhileStuck(t *testing.T) {
 	sig := make(chan os.Signal, 16)
 	signal.Notify(sig, syscall.SIGUSR1) // the test is the registered client
@@ -440,12 +477,20 @@ func TestAdvGHK84StopWhileStuck(t *testing.T) {
 		return len(cl) == 1 && cl[0].Registered
 	})
 	d.mustRtm("flush", "all")
-	eventually(t, "the stuck client to be dropped", func() bool { return len(compatClients(t, d)) == 0 })
+	// It is not signalled (it has not read what came before) but sent
+	// DELETEs, and it keeps the object of the MAC it has not read the
+	// DELETE of until it goes.
+	eventually(t, "rtmd to give up on signalling", func() bool {
+		return strings.Contains(d.stderr.String(), "not signalled for a flush")
+	})
+	if _, err := macObject(macs[0]); err != nil {
+		t.Errorf("the object of a MAC whose DELETE the client has not read: %v", err)
+	}
+	stuck.nc.Close()
 	eventually(t, "the flushed MAC's object to go", func() bool {
 		_, err := macObject(macs[0])
 		return errors.Is(err, os.ErrNotExist)
 	})
-	stuck.nc.Close()
 	select {
 	case <-sig:
 		t.Error("a client that read nothing was signalled")

@@ -36,23 +36,31 @@ type CompatSocket struct {
 type evCompat struct{ c *conn }
 
 // serveCompat runs a compat connection: the ghk84 handshake, then its
-// writer, then reading until the client goes.
+// writer, then reading until the client goes. Server.hellos counts it
+// until it has been handed to the loop or closed.
 func (c *conn) serveCompat() {
+	if !c.compatStart() {
+		c.close()
+		return
+	}
+	c.readCompat()
+}
+
+func (c *conn) compatStart() bool {
+	defer c.s.hellos.Done()
 	if c.layout.HasMACs() {
 		if err := c.compatHello(); err != nil {
 			c.s.rates.warn("compat hello", "dropping a ghk84 compat client", "client", c, "err", err)
-			c.close()
-			return
+			return false
 		}
 	}
 	go c.write()
 	select {
 	case c.s.events <- evCompat{c}:
+		return true
 	case <-c.s.stopping:
-		c.close()
-		return
+		return false
 	}
-	c.readCompat()
 }
 
 // compatHello reads the pid a ghk84 client writes first and registers it
@@ -63,6 +71,15 @@ func (c *conn) serveCompat() {
 func (c *conn) compatHello() error {
 	var b [4]byte
 	c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-c.s.stopping: // rtmd stops: do not wait for the pid
+			c.nc.SetReadDeadline(time.Now())
+		case <-stop:
+		}
+	}()
 	if _, err := io.ReadFull(c.nc, b[:]); err != nil {
 		return fmt.Errorf("reading its pid: %w", err)
 	}
@@ -93,24 +110,31 @@ func (c *conn) compatHello() error {
 // that shuts down its writing side keeps receiving: it is dropped when a
 // write to it fails, or when it hangs up.
 func (c *conn) readCompat() {
-	var b [4]byte
+	buf := make([]byte, 64<<10)
+	var word []byte // ghk84: the int32 being read
 	told := false
 	for {
-		_, err := io.ReadFull(c.nc, b[:])
-		if err == nil && c.layout.HasMACs() && binary.LittleEndian.Uint32(b[:]) == 1 {
-			c.close()
-			c.gone(errors.New("goodbye"))
-			return
-		}
-		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
-			if !told {
-				c.s.rates.warn("compat wrote", "compat client wrote to rtmd; ignored", "client", c)
-				told = true
+		n, err := c.nc.Read(buf)
+		if c.layout.HasMACs() {
+			for _, b := range buf[:n] {
+				if word = append(word, b); len(word) < 4 {
+					continue
+				}
+				if binary.LittleEndian.Uint32(word) == 1 {
+					c.close()
+					c.gone(errors.New("goodbye"))
+					return
+				}
+				word = word[:0]
 			}
+		}
+		if n > 0 && !told {
+			c.s.rates.warn("compat wrote", "compat client wrote to rtmd; ignored", "client", c)
+			told = true
 		}
 		switch {
 		case err == nil:
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		case errors.Is(err, io.EOF):
 			c.watchHangup()
 			return
 		default:
@@ -172,7 +196,7 @@ func (c *conn) unread() (int, error) {
 // at most d.
 func (c *conn) waitRead(d time.Duration) error {
 	deadline := time.Now().Add(d)
-	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+	for pause := 50 * time.Microsecond; ; pause = min(2*pause, 20*time.Millisecond) {
 		n, err := c.unread()
 		switch {
 		case err != nil:
@@ -202,6 +226,9 @@ type compatState struct {
 	out     []byte // whole records, written at most chunk bytes at a time
 	chunk   int
 	rec     compat.Record
+	// A MAC DELETE (or a flush signal) in what is being written
+	// (conn.deletedAt).
+	deleted bool
 }
 
 func newCompatState(l *compat.Layout) *compatState {
@@ -425,6 +452,7 @@ func (c *conn) compatFlushTables(st *compatState) error {
 		}
 		if err == nil {
 			clear(st.sent)
+			st.deleted = st.deleted || len(st.macs) > 0
 			clear(st.macs)
 			return c.compatMarker(st, compat.Routes, compat.RoutesDone)
 		}
@@ -479,6 +507,7 @@ func (c *conn) compatRoute(st *compatState, op uint32, p netip.Prefix, nh route.
 func (c *conn) compatMAC(st *compatState, op uint32, m mac.Addr, sync int32) error {
 	if op == compat.Delete {
 		delete(st.macs, m)
+		st.deleted = true
 	} else {
 		st.macs[m] = true
 	}

@@ -41,6 +41,10 @@ type conn struct {
 	signalled bool // sigfd was set: for `rtm clients`
 
 	delivered atomic.Uint64 // the last sequence number written to the client
+	// deletedAt (ghk84): the last item written with a MAC DELETE in it
+	// (or a flush signal): the client may read the objects of the MACs
+	// it names until it has read it. Stored before delivered.
+	deletedAt atomic.Uint64
 	acked     atomic.Uint64 // the last the client said it applied
 
 	// Owned by the loop.
@@ -48,7 +52,7 @@ type conn struct {
 	resyncs    int
 	pidfd      int // from pidfd_open at registration; -1 when not registered
 	regPid     int32
-	readSeq    uint64 // ghk84: the client has read every record through this sequence number
+	readAll    uint64 // ghk84: the client has read everything written through this sequence number
 
 	mu          sync.Mutex
 	queue       []item

@@ -107,26 +107,49 @@ func (s *Server) loop(ctx context.Context) {
 
 const sweepEvery = 20 * time.Millisecond
 
-// sweepObjects removes the MAC objects whose removal every ghk84 client
-// has read: a client has read through the last sequence number written to
-// it once its socket holds nothing unread.
+// sweepObjects removes the objects of deleted MACs that no ghk84 client
+// may still read: a client may read the object of a MAC it was sent until
+// it has read the DELETE. More than pendingMax objects kept for clients
+// that do not read are too many: the one furthest behind is dropped.
 func (s *Server) sweepObjects() {
 	if s.objects == nil || len(s.objects.pending) == 0 {
 		return
 	}
 	read := s.seq
+	var slowest *conn
 	for c := range s.clients {
 		if c.input != inCompat || !c.layout.HasMACs() {
 			continue
 		}
-		if d := c.delivered.Load(); d > c.readSeq {
-			if n, err := c.unread(); err == nil && n == 0 {
-				c.readSeq = d
-			}
+		if r := s.released(c); r < read {
+			read, slowest = r, c
 		}
-		read = min(read, c.readSeq)
 	}
-	s.objects.sweep(read)
+	if held := s.objects.sweep(read); held > pendingMax {
+		s.rates.warn("mac objects", "dropping a ghk84 client that has not read its MAC DELETEs: it kept too many objects of deleted MACs in /dev/shm",
+			"client", slowest, "objects", held, "max", pendingMax)
+		slowest.close()
+		delete(s.clients, slowest) // its reader's evGone finds it gone
+	}
+}
+
+// pendingMax is how many objects of deleted MACs may wait for ghk84
+// clients to read their DELETEs (4 KiB of /dev/shm each).
+const pendingMax = 4096
+
+// released returns the sequence number through which ghk84 client c holds
+// no object of a deleted MAC: all it was written, if it has read every
+// DELETE it was written; else what it was written when it had last read
+// everything (its socket held nothing unread).
+func (s *Server) released(c *conn) uint64 {
+	d := c.delivered.Load() // before deletedAt: see conn.deletedAt
+	if c.deletedAt.Load() <= c.readAll {
+		return d
+	}
+	if n, err := c.unread(); err == nil && n == 0 {
+		c.readAll = d
+	}
+	return c.readAll
 }
 
 func (s *Server) handle(ev event) {
@@ -173,8 +196,6 @@ func (s *Server) handle(ev event) {
 	case evCompat:
 		s.clients[ev.c] = struct{}{}
 		s.snapshot(ev.c, wire.ReasonNew)
-		// It is sent only MAC entries whose objects exist from now on.
-		ev.c.readSeq = s.seq
 	}
 }
 

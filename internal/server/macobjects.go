@@ -105,15 +105,26 @@ func (o *macObjects) clear(seq uint64) {
 	o.mu.Unlock()
 }
 
+// sweepMax is the most objects one sweep removes: a flush of a big MAC
+// table is removed over several turns, so the loop is not held up.
+const sweepMax = 1024
+
 // sweep removes the objects whose removal every ghk84 client has read:
-// read is the least sequence number they have all read through.
-func (o *macObjects) sweep(read uint64) {
+// read is the least sequence number they have all read through. It
+// returns how many wait for a client to read further.
+func (o *macObjects) sweep(read uint64) (held int) {
+	n := 0
 	for m, seq := range o.pending {
-		if seq <= read {
+		switch {
+		case seq > read:
+			held++
+		case n < sweepMax:
 			o.remove(m)
 			delete(o.pending, m)
+			n++
 		}
 	}
+	return held
 }
 
 // close removes every object, current or pending.
@@ -124,7 +135,10 @@ func (o *macObjects) close() {
 	}
 	clear(o.live)
 	o.mu.Unlock()
-	o.sweep(^uint64(0))
+	for m := range o.pending {
+		o.remove(m)
+	}
+	clear(o.pending)
 }
 
 func (o *macObjects) remove(m mac.Addr) {

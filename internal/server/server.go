@@ -80,6 +80,7 @@ type Server struct {
 	tcp       net.Listener
 	compatLns []*net.UnixListener // one per Config.Compat
 	objects   *macObjects         // with a ghk84 compat socket: the per-MAC objects; else nil
+	hellos    sync.WaitGroup      // compat connections not yet handed to the loop
 	started   time.Time
 	inputs    [nInputs]counter // owned by the loop
 
@@ -275,6 +276,14 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	<-queueDone
+	// A compat connection handed to the loop as it stopped is closed here;
+	// hellos ends the handing.
+	s.hellos.Wait()
+	for len(s.events) > 0 {
+		if ev, ok := (<-s.events).(evCompat); ok {
+			ev.c.close()
+		}
+	}
 	s.closeClients()
 	s.cleanup()
 	s.log.Info("rtmd stopped")
@@ -304,6 +313,7 @@ func (s *Server) accept(ln net.Listener, transport string, lim *connLimit, layou
 		}
 		c.limit = lim
 		if c.input == inCompat {
+			s.hellos.Add(1)
 			go c.serveCompat()
 			continue
 		}

@@ -61,6 +61,10 @@ func (c *conn) write() {
 				for _, it := range items {
 					last = max(last, it.seq)
 				}
+				if cst.deleted {
+					c.deletedAt.Store(last)
+					cst.deleted = false
+				}
 				c.delivered.Store(last)
 				continue
 			}

@@ -325,7 +325,7 @@ func TestBatchForceAfterTimeout(t *testing.T) {
 	// before it.
 	fmt.Fprintln(in, "route add 20.0.0.0/8 dev eth0\nbogus")
 	waitFor(t, func() bool { return strings.Contains(errb.String(), "line 2:") })
-	d.cmd.Process.Signal(syscall.SIGSTOP)
+	stopProcess(t, d.cmd.Process)
 	fmt.Fprintln(in, "route add 21.0.0.0/8 dev eth0\nbogus")
 	waitFor(t, func() bool { return strings.Contains(errb.String(), "line 4:") })
 	d.cmd.Process.Signal(syscall.SIGCONT)
@@ -360,7 +360,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // stopped names the --timeout it waited, not "within 0s".
 func TestBatchTimeoutNamesLimit(t *testing.T) {
 	d := startRtmd(t)
-	d.cmd.Process.Signal(syscall.SIGSTOP)
+	stopProcess(t, d.cmd.Process)
 	defer d.cmd.Process.Signal(syscall.SIGCONT)
 	_, errs, code := d.rtm("route add 20.0.0.0/8 dev eth0\n", "--timeout", "300ms", "-batch", "-")
 	if code != 1 || !strings.Contains(errs, "no answer from rtmd at "+d.socket+" within 300ms") {
@@ -403,7 +403,7 @@ func TestConnClosedAfterTimeout(t *testing.T) {
 	d := startRtmd(t)
 	c := d.dial()
 	d.mustRtm("route", "add", "10.0.0.0/8", "dev", "eth0")
-	d.cmd.Process.Signal(syscall.SIGSTOP)
+	stopProcess(t, d.cmd.Process)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	_, err := c.Get(ctx, 0, netip.MustParseAddr("10.1.1.1"))
 	cancel()

@@ -418,3 +418,37 @@ func helperMain() {
 }
 
 func parseRoute(s string) (client.Route, error) { return client.ParseRoute(s) }
+
+// stopProcess sends p SIGSTOP and waits until every thread of it has
+// stopped: kill returns once the signal is queued, and a thread already
+// running may serve a request before it stops.
+func stopProcess(t *testing.T, p *os.Process) {
+	t.Helper()
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	dir := fmt.Sprintf("/proc/%d/task", p.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+			if err != nil {
+				continue // exited
+			}
+			// The state follows the command name in parentheses.
+			if i := bytes.LastIndexByte(b, ')'); i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				running++
+			}
+		}
+		if running == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d: %d threads not stopped 10 s after SIGSTOP", p.Pid, running)
+		}
+	}
+}

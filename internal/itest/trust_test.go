@@ -230,9 +230,7 @@ func TestDaemonSocketDefault(t *testing.T) {
 func TestStoppedRtmd(t *testing.T) {
 	d := startRtmd(t)
 	d.mustRtm("route", "add", "10.0.0.0/8", "via", "10.1.1.1", "dev", "eth0")
-	if err := d.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stopProcess(t, d.cmd.Process)
 	// Cleanups run last first: this one before startRtmd's stop.
 	t.Cleanup(func() { d.cmd.Process.Signal(syscall.SIGCONT) })
 	for _, args := range []string{"status", "route show", "route get 10.0.0.1", "route add 10.1.0.0/16 via 10.1.1.1 dev eth0", "monitor", "client"} {

@@ -77,7 +77,7 @@ func TestCompat(t *testing.T) {
 		t.Log("gcc not found: the C client is skipped; the Go one runs")
 	} else {
 		cbin = filepath.Join(t.TempDir(), "compat_u16")
-		if out, err := exec.Command(gcc, "-O", "-o", cbin, "testdata/compat_u16.c").CombinedOutput(); err != nil {
+		if out, err := exec.Command(gcc, "-O", "-DU16", "-o", cbin, "testdata/compat72.c").CombinedOutput(); err != nil {
 			t.Fatalf("gcc: %v\n%s", err, out)
 		}
 	}

@@ -333,8 +333,17 @@ func buildCClients(t *testing.T) map[*compat.Layout]string {
 	dir := t.TempDir()
 	for _, l := range compat.Layouts {
 		bins[l] = filepath.Join(dir, "compat_"+l.Name)
-		src := filepath.Join("testdata", "compat_"+l.Name+".c")
-		if out, err := exec.Command(gcc, "-Wall", "-Werror", "-O", "-o", bins[l], src).CombinedOutput(); err != nil {
+		args := []string{"-Wall", "-Werror", "-O", "-o", bins[l]}
+		switch l {
+		case compat.Course:
+			args = append(args, "testdata/compat72.c")
+		case compat.U16:
+			args = append(args, "-DU16", "testdata/compat72.c")
+		default:
+			args = append(args, "testdata/compat_"+l.Name+".c")
+		}
+		src := args[len(args)-1]
+		if out, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
 			t.Fatalf("gcc %s: %v\n%s", src, err, out)
 		}
 	}

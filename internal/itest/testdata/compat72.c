@@ -1,7 +1,10 @@
-/* compat_u16 SOCKET: a client of the u16 variant of the 72-byte route
- * record, the one a published client uses, written from its offset table
- * (internal/compat): a 4-byte op code, then destination, a 2-byte mask,
- * gateway and interface, packed, 2 bytes of padding.
+/* compat72 SOCKET: a client of the 72-byte route records.
+ *
+ * Built as is, it is a course client, written from the design's struct as
+ * the course's clients declare it: a 4-byte op code, then destination, a
+ * 1-byte mask, gateway and interface, naturally aligned. Built with
+ * -DU16, it is a client of the u16 variant that a published client uses:
+ * a 2-byte mask, packed, 2 bytes of padding (internal/compat).
  *
  * It prints "connected" once connected, then reads one record at a time
  * and keeps a table. It polls the socket and stdin, always draining the
@@ -25,6 +28,8 @@
 #define OP_UPDATE 1
 #define OP_DELETE 2
 
+#ifdef U16
+typedef uint16_t mask_t;
 struct route_msg {
 	uint32_t op; /* 0 CREATE, 1 UPDATE, 2 DELETE */
 	char destination[16];
@@ -33,12 +38,22 @@ struct route_msg {
 	char oif[32];
 	uint16_t pad;
 } __attribute__((packed));
+#else
+typedef unsigned char mask_t;
+struct route_msg {
+	uint32_t op;
+	char destination[16];
+	char mask;
+	char gateway_ip[16];
+	char oif[32];
+};
+#endif
 
-_Static_assert(sizeof(struct route_msg) == 72, "the u16 record is 72 bytes");
+_Static_assert(sizeof(struct route_msg) == 72, "the record is 72 bytes");
 
 struct entry {
 	char destination[16];
-	uint16_t mask;
+	mask_t mask;
 	char gateway_ip[16];
 	char oif[32];
 	int used;
@@ -50,7 +65,7 @@ static int nroutes;
 
 static struct entry *find(const struct route_msg *m) {
 	for (int i = 0; i < nroutes; i++)
-		if (table[i].used && table[i].mask == m->mask && strcmp(table[i].destination, m->destination) == 0)
+		if (table[i].used && table[i].mask == (mask_t)m->mask && strcmp(table[i].destination, m->destination) == 0)
 			return &table[i];
 	return NULL;
 }
@@ -85,8 +100,8 @@ static int check(const struct route_msg *m) {
 		fprintf(stderr, "malformed record: op %u\n", m->op);
 	else if (!text(m->destination, 16) || inet_pton(AF_INET, m->destination, &a) != 1)
 		fprintf(stderr, "malformed record: destination %.16s\n", m->destination);
-	else if (m->mask > 32)
-		fprintf(stderr, "malformed record: mask %u of %s\n", m->mask, m->destination);
+	else if ((mask_t)m->mask > 32)
+		fprintf(stderr, "malformed record: mask %u of %s\n", (mask_t)m->mask, m->destination);
 	else if (!text(m->gateway_ip, 16) || (m->gateway_ip[0] && inet_pton(AF_INET, m->gateway_ip, &a) != 1))
 		fprintf(stderr, "malformed record: gateway %.16s of %s\n", m->gateway_ip, m->destination);
 	else if (!text(m->oif, 32))
@@ -103,10 +118,10 @@ static void apply(const struct route_msg *m) {
 	case OP_UPDATE:
 		if (!e) {
 			if (m->op == OP_UPDATE)
-				fprintf(stderr, "UPDATE of an unknown route %s/%u\n", m->destination, m->mask);
+				fprintf(stderr, "UPDATE of an unknown route %s/%u\n", m->destination, (mask_t)m->mask);
 			e = slot();
 		} else if (m->op == OP_CREATE) {
-			fprintf(stderr, "CREATE of a known route %s/%u\n", m->destination, m->mask);
+			fprintf(stderr, "CREATE of a known route %s/%u\n", m->destination, (mask_t)m->mask);
 		}
 		memcpy(e->destination, m->destination, 16);
 		e->mask = m->mask;
@@ -116,7 +131,7 @@ static void apply(const struct route_msg *m) {
 		break;
 	case OP_DELETE:
 		if (!e)
-			fprintf(stderr, "DELETE of an unknown route %s/%u\n", m->destination, m->mask);
+			fprintf(stderr, "DELETE of an unknown route %s/%u\n", m->destination, (mask_t)m->mask);
 		else
 			e->used = 0;
 		break;
@@ -153,7 +168,7 @@ static int readfull(int fd, void *p, size_t n) {
 
 int main(int argc, char **argv) {
 	if (argc != 2) {
-		fprintf(stderr, "usage: compat_u16 SOCKET\n");
+		fprintf(stderr, "usage: compat72 SOCKET\n");
 		return 2;
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);

@@ -59,7 +59,7 @@ func newReader(path string, ra io.ReaderAt, size int64) (*Reader, error) {
 	return &Reader{
 		path: path,
 		ra:   ra,
-		br:   bufio.NewReaderSize(io.NewSectionReader(ra, HeaderLen, size-HeaderLen), 1<<20),
+		br:   bufio.NewReaderSize(io.NewSectionReader(ra, HeaderLen, size-HeaderLen), int(min(size, 1<<20))),
 		size: size,
 		off:  HeaderLen,
 		hdr:  h,
@@ -147,7 +147,7 @@ func (r *Reader) badRecord(reason string, from int64) error {
 }
 
 func (r *Reader) zeroFrom(off int64) (bool, error) {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, min(r.size-off, 64<<10))
 	for off < r.size {
 		n, err := r.ra.ReadAt(buf[:min(int64(len(buf)), r.size-off)], off)
 		for _, c := range buf[:n] {

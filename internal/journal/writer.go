@@ -1,7 +1,9 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -36,13 +38,16 @@ func Create(path string, h Header) (*Writer, error) {
 		return nil, fmt.Errorf("journal create %s: %w", path, os.ErrExist)
 	}
 	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal create: %w", err)
 	}
-	hb := appendHeader(nil, h)
-	if _, err = f.WriteAt(hb, 0); err == nil {
+	_, err = f.Write(appendHeader(nil, h))
+	if err == nil {
 		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -51,9 +56,13 @@ func Create(path string, h Header) (*Writer, error) {
 		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
-		f.Close()
 		os.Remove(tmp)
 		return nil, fmt.Errorf("journal create %s: %w", path, err)
+	}
+	// Opened again under its own name, so that errors name it.
+	f, err = os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal create: %w", err)
 	}
 	return &Writer{path: path, f: f, hdr: h, size: HeaderLen}, nil
 }
@@ -120,6 +129,10 @@ func (w *Writer) Commit() error {
 		err = w.f.Sync()
 	}
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
 		cut := fmt.Sprintf("cut back to %d bytes", w.size)
 		if terr := w.f.Truncate(w.size); terr != nil {
 			w.dirty = true

@@ -18,8 +18,8 @@
 // # Damage
 //
 // A crash in the middle of a write leaves a torn tail: the file ends inside
-// a record, or a record is wrong and nothing but zero bytes follows it (a
-// file system may grow the file before it writes the data). The Reader
+// a record, or a record is wrong and nothing, or nothing but zero bytes,
+// follows it (a file system may grow the file before it writes the data). The Reader
 // reports that as a *DamageError with Torn set, which rtmd cuts off and
 // logs. Damage anywhere else is a *DamageError without Torn; rtmd refuses
 // it unless asked to Repair.
@@ -138,6 +138,7 @@ type DamageError struct {
 // Dropped returns how many bytes a Repair cuts off.
 func (e *DamageError) Dropped() int64 { return e.Size - e.Offset }
 
+// Error says what is wrong, with the file and the offset.
 func (e *DamageError) Error() string {
 	what := "damaged record"
 	if e.Torn {

@@ -118,7 +118,7 @@ func (w *Writer) Commit() error {
 	}
 	if w.dirty {
 		if err := w.f.Truncate(w.size); err != nil {
-			return fmt.Errorf("journal commit %s: %d records not written: cut back to %d bytes after an earlier failure: %w", w.path, w.n, w.size, err)
+			return fmt.Errorf("journal commit %s: %s not written: cut back to %d bytes after an earlier failure: %w", w.path, records(w.n), w.size, err)
 		}
 		w.dirty = false
 	}
@@ -138,8 +138,8 @@ func (w *Writer) Commit() error {
 			w.dirty = true
 			cut = fmt.Sprintf("could not cut back to %d bytes (%v); the next commit tries again", w.size, terr)
 		}
-		return fmt.Errorf("journal commit %s: %s of %d records (%d bytes) at offset %d: %w; nothing acknowledged, %s, the records stay buffered",
-			w.path, op, w.n, len(w.buf), w.size, err, cut)
+		return fmt.Errorf("journal commit %s: %s of %s (%d bytes) at offset %d: %w; nothing acknowledged, %s, the records stay buffered",
+			w.path, op, records(w.n), len(w.buf), w.size, err, cut)
 	}
 	w.size += int64(len(w.buf))
 	w.buf, w.n = w.buf[:0], 0
@@ -171,4 +171,11 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+func records(n int) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return fmt.Sprintf("%d records", n)
 }

@@ -21,7 +21,8 @@ type Reader struct {
 	off  int64 // end of the last good record
 	hdr  Header
 	buf  []byte
-	err  error // sticky: io.EOF or a *DamageError
+	rh   [RecordHeaderLen]byte // here, not on the stack: io.ReadFull would move it to the heap
+	err  error                 // sticky: io.EOF or a *DamageError
 }
 
 // Open opens the journal at path and reads its header. A header that is
@@ -100,8 +101,8 @@ func (r *Reader) next() ([]byte, error) {
 	if left < RecordHeaderLen {
 		return nil, r.damage(true, fmt.Sprintf("the file ends inside the %d-byte record header", RecordHeaderLen))
 	}
-	var rh [RecordHeaderLen]byte
-	if _, err := io.ReadFull(r.br, rh[:]); err != nil {
+	rh := r.rh[:]
+	if _, err := io.ReadFull(r.br, rh); err != nil {
 		return nil, fmt.Errorf("journal %s: read at offset %d: %w", r.path, r.off, err)
 	}
 	n := int64(binary.LittleEndian.Uint32(rh[:]))

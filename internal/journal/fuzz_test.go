@@ -1,0 +1,79 @@
+package journal_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/rtm-project/rtm/internal/journal"
+)
+
+func seedJournal(ps ...[]byte) []byte {
+	b := journal.AppendHeader(nil, testHeader)
+	for _, p := range ps {
+		b = journal.AppendRecord(b, p)
+	}
+	return b
+}
+
+// FuzzReader checks that the reader never panics, never allocates more
+// than the file holds, ends at io.EOF only at the end of the file and
+// otherwise with a *DamageError naming the file and offset, and that what
+// it accepts encodes back to the same bytes.
+func FuzzReader(f *testing.F) {
+	whole := seedJournal(payloads(4)...)
+	f.Add(whole)
+	f.Add(whole[:len(whole)-3])
+	f.Add(flip(whole, journal.HeaderLen+10))
+	f.Add(append(bytes.Clone(whole), make([]byte, 100)...))
+	f.Add(seedJournal())
+	f.Add(seedJournal([]byte{0}, bytes.Repeat([]byte{0xff}, 300)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := journal.NewReaderBytes("fuzz", b)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "journal fuzz: bad header") {
+				t.Fatalf("header error %q does not name the file", err)
+			}
+			return
+		}
+		re := journal.AppendHeader(nil, r.Header())
+		for {
+			p, err := r.Next()
+			if err == io.EOF {
+				if r.Offset() != int64(len(b)) {
+					t.Fatalf("io.EOF at offset %d of %d", r.Offset(), len(b))
+				}
+				break
+			}
+			if err != nil {
+				var d *journal.DamageError
+				if !errors.As(err, &d) {
+					t.Fatalf("Next = %v, want a *DamageError", err)
+				}
+				if d.Offset != r.Offset() || d.Size != int64(len(b)) || d.Offset >= d.Size {
+					t.Fatalf("damage at %d of %d, reader at %d", d.Offset, d.Size, r.Offset())
+				}
+				if !strings.Contains(err.Error(), fmt.Sprintf("journal fuzz: %s at offset %d", map[bool]string{true: "torn last record", false: "damaged record"}[d.Torn], d.Offset)) {
+					t.Fatalf("error %q does not name the file and offset", err)
+				}
+				if _, again := r.Next(); again != err {
+					t.Fatalf("Next after %v = %v", err, again)
+				}
+				break
+			}
+			if len(p) == 0 || len(p) > journal.MaxPayload {
+				t.Fatalf("payload of %d bytes", len(p))
+			}
+			re = journal.AppendRecord(re, p)
+		}
+		if r.BufCap() > len(b) {
+			t.Fatalf("reader buffer of %d bytes for a %d-byte file", r.BufCap(), len(b))
+		}
+		if !bytes.Equal(re, b[:r.Offset()]) {
+			t.Fatalf("re-encoded %x, want %x", re, b[:r.Offset()])
+		}
+	})
+}

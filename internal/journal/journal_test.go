@@ -1,0 +1,433 @@
+package journal_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/rtm-project/rtm/internal/journal"
+)
+
+var testHeader = journal.Header{
+	History: [16]byte{0x52, 0x54, 0x4d, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13},
+	Seq:     41,
+}
+
+// payloads returns n distinct payloads of varied lengths.
+func payloads(n int) [][]byte {
+	var ps [][]byte
+	for i := range n {
+		p := bytes.Repeat([]byte{byte(i + 1)}, 1+(i*37)%200)
+		p[0] = byte(i)
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// writeJournal writes ps to a new journal, one commit per group of three,
+// and returns its path and the offset at which each record starts.
+func writeJournal(t *testing.T, ps [][]byte) (string, []int64) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "journal")
+	w, err := journal.Create(path, testHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	off := int64(journal.HeaderLen)
+	for i, p := range ps {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, off)
+		off += journal.RecordHeaderLen + int64(len(p))
+		if i%3 == 2 {
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Size() != off {
+		t.Fatalf("Size() = %d, want %d", w.Size(), off)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, offs
+}
+
+// readAll reads the journal at path through and returns its payloads and
+// the error that ended it (nil at a clean end).
+func readAll(t *testing.T, path string) ([][]byte, *journal.Reader, error) {
+	t.Helper()
+	r, err := journal.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() { r.Close() })
+	var got [][]byte
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			return got, r, nil
+		}
+		if err != nil {
+			return got, r, err
+		}
+		got = append(got, bytes.Clone(p))
+	}
+}
+
+func samePayloads(t *testing.T, got, want [][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("read %d records, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("record %d = %x, want %x", i, got[i], want[i])
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	ps := payloads(10)
+	path, _ := writeJournal(t, ps[:7])
+	w, err := journal.OpenAppend(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Header() != testHeader {
+		t.Fatalf("OpenAppend header = %+v, want %+v", w.Header(), testHeader)
+	}
+	for _, p := range ps[7:] {
+		if err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, b := w.Buffered(); n != 3 || b != 3*journal.RecordHeaderLen+len(ps[7])+len(ps[8])+len(ps[9]) {
+		t.Fatalf("Buffered() = %d, %d", n, b)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("journal mode %v, want 0600", st.Mode().Perm())
+	}
+	got, r, err := readAll(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samePayloads(t, got, ps)
+	if r.Header() != testHeader {
+		t.Errorf("header = %+v, want %+v", r.Header(), testHeader)
+	}
+	if r.Offset() != st.Size() {
+		t.Errorf("Offset() = %d at the end, want the file size %d", r.Offset(), st.Size())
+	}
+	if d, err := journal.Repair(path); d != nil || err != nil {
+		t.Errorf("Repair(whole journal) = %v, %v; want nil, nil", d, err)
+	}
+}
+
+func TestCreateRefusesExisting(t *testing.T) {
+	path, _ := writeJournal(t, payloads(1))
+	if _, err := journal.Create(path, testHeader); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("Create over a journal: %v, want ErrExist", err)
+	}
+	if got, _, err := readAll(t, path); err != nil || len(got) != 1 {
+		t.Fatalf("after a refused Create: %d records, %v", len(got), err)
+	}
+}
+
+func TestAppendBounds(t *testing.T) {
+	w, err := journal.Create(filepath.Join(t.TempDir(), "j"), testHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, n := range []int{0, journal.MaxPayload + 1} {
+		if err := w.Append(make([]byte, n)); err == nil || !strings.Contains(err.Error(), fmt.Sprint(n)) {
+			t.Errorf("Append(%d bytes) = %v, want an error naming the length", n, err)
+		}
+	}
+	if n, _ := w.Buffered(); n != 0 {
+		t.Errorf("Buffered() = %d after refused appends", n)
+	}
+}
+
+func TestBadHeader(t *testing.T) {
+	good := journal.AppendHeader(nil, testHeader)
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "0 bytes"},
+		{"short", good[:47], "47 bytes"},
+		{"magic", append([]byte("RTMJRNL\x01"), good[8:]...), "offset 0"},
+		{"flipped history", flip(good, 20), "offset 44"},
+		{"flipped checksum", flip(good, 45), "offset 44"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j")
+			if err := os.WriteFile(path, tc.b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := journal.Open(path)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open = %v, want an error naming %s and %q", err, path, tc.want)
+			}
+			if _, err := journal.Repair(path); err == nil {
+				t.Fatal("Repair of a bad header succeeded")
+			}
+		})
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	b = bytes.Clone(b)
+	b[i] ^= 0x40
+	return b
+}
+
+// TestTornTail cuts the journal at every byte offset inside its last record:
+// each reads as its valid prefix and a torn tail, which OpenAppend refuses
+// and Repair cuts off.
+func TestTornTail(t *testing.T) {
+	ps := payloads(5)
+	path, offs := writeJournal(t, ps)
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := offs[len(offs)-1]
+	cuts := func(yield func(string, []byte) bool) {
+		for cut := last + 1; cut < int64(len(whole)); cut++ {
+			if !yield(fmt.Sprintf("cut at %d", cut), whole[:cut]) {
+				return
+			}
+		}
+		for i := last + journal.RecordHeaderLen - 4; i < int64(len(whole)); i++ {
+			if !yield(fmt.Sprintf("byte %d flipped", i), flip(whole, int(i))) {
+				return
+			}
+		}
+		for cut := last; cut < int64(len(whole)); cut += 7 {
+			zeros := append(bytes.Clone(whole[:cut]), make([]byte, 4096)...)
+			if !yield(fmt.Sprintf("zeros from %d", cut), zeros) {
+				return
+			}
+		}
+	}
+	for name, b := range cuts {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, r, err := readAll(t, path)
+		var d *journal.DamageError
+		if !errors.As(err, &d) || !d.Torn || d.Offset != last || d.Dropped() != int64(len(b))-last {
+			t.Fatalf("%s: read error %v, want a torn tail at offset %d dropping %d bytes", name, err, last, int64(len(b))-last)
+		}
+		samePayloads(t, got, ps[:len(ps)-1])
+		if r.Offset() != last {
+			t.Fatalf("%s: Offset() = %d, want %d", name, r.Offset(), last)
+		}
+		if _, err := journal.OpenAppend(path); !errors.As(err, &d) {
+			t.Fatalf("%s: OpenAppend = %v, want the torn tail", name, err)
+		}
+		d, err = journal.Repair(path)
+		if err != nil || d == nil || !d.Torn || d.Offset != last {
+			t.Fatalf("%s: Repair = %v, %v", name, d, err)
+		}
+		got, _, err = readAll(t, path)
+		if err != nil {
+			t.Fatalf("%s: after Repair: %v", name, err)
+		}
+		samePayloads(t, got, ps[:len(ps)-1])
+	}
+}
+
+// TestDamage flips bytes of a record in the middle: the reader refuses the
+// journal with its name and the record's offset, and Repair keeps the
+// records before it.
+func TestDamage(t *testing.T) {
+	ps := payloads(5)
+	path, offs := writeJournal(t, ps)
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := offs[2], offs[3]
+	for i := start; i < end; i++ {
+		if i < start+4 && whole[i] == 0 {
+			// A length byte that is zero: setting a bit in it makes the
+			// record run past the end of the file, which reads as a torn
+			// tail (TestDamagedLengthReadsAsTorn).
+			continue
+		}
+		b := flip(whole, int(i))
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := readAll(t, path)
+		var d *journal.DamageError
+		if !errors.As(err, &d) || d.Torn || d.Offset != start {
+			t.Fatalf("byte %d flipped: read error %v, want damage at offset %d", i, err, start)
+		}
+		if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprintf("offset %d", start)) {
+			t.Fatalf("byte %d flipped: error %q does not name the file and offset %d", i, msg, start)
+		}
+		samePayloads(t, got, ps[:2])
+		if _, err := journal.OpenAppend(path); !errors.As(err, &d) {
+			t.Fatalf("byte %d flipped: OpenAppend = %v, want the damage", i, err)
+		}
+		d, err = journal.Repair(path)
+		if err != nil || d == nil || d.Torn || d.Offset != start || d.Dropped() != int64(len(whole))-start {
+			t.Fatalf("byte %d flipped: Repair = %v, %v; want the damage at %d, %d bytes dropped", i, d, err, start, int64(len(whole))-start)
+		}
+		got, _, err = readAll(t, path)
+		if err != nil {
+			t.Fatalf("byte %d flipped: after Repair: %v", i, err)
+		}
+		samePayloads(t, got, ps[:2])
+		w, err := journal.OpenAppend(path)
+		if err != nil {
+			t.Fatalf("byte %d flipped: OpenAppend after Repair: %v", i, err)
+		}
+		w.Close()
+	}
+}
+
+// TestDamagedLengthReadsAsTorn pins a limit of the format: a length damaged
+// so that the record runs past the end of the file cannot be told from a
+// write cut short, and reads as a torn tail at that record.
+func TestDamagedLengthReadsAsTorn(t *testing.T) {
+	ps := payloads(5)
+	path, offs := writeJournal(t, ps)
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bytes.Clone(whole)
+	b[offs[2]+2] = 1 // + 64 KiB
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = readAll(t, path)
+	var d *journal.DamageError
+	if !errors.As(err, &d) || !d.Torn || d.Offset != offs[2] {
+		t.Fatalf("read error %v, want a torn tail at %d", err, offs[2])
+	}
+}
+
+// faultFile fails the write or the sync it is told to, after writing part
+// of the bytes, as a full disk does.
+type faultFile struct {
+	journal.File
+	failWrite, failSync, failTruncate error
+}
+
+func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.failWrite != nil {
+		n, _ := f.File.WriteAt(p[:len(p)/2], off)
+		return n, f.failWrite
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f *faultFile) Sync() error {
+	if f.failSync != nil {
+		return f.failSync
+	}
+	return f.File.Sync()
+}
+
+func (f *faultFile) Truncate(n int64) error {
+	if f.failTruncate != nil {
+		return f.failTruncate
+	}
+	return f.File.Truncate(n)
+}
+
+// TestCommitFailure fails a commit's write or sync: the file is cut back to
+// what was committed, nothing is acknowledged, and a retry once the fault
+// is gone leaves a whole journal with every record.
+func TestCommitFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault faultFile
+		cause error
+		want  string
+	}{
+		{"write ENOSPC", faultFile{failWrite: syscall.ENOSPC}, syscall.ENOSPC, "write of 2 records"},
+		{"fsync EIO", faultFile{failSync: syscall.EIO}, syscall.EIO, "fsync of 2 records"},
+		{"write and cut fail", faultFile{failWrite: syscall.ENOSPC, failTruncate: syscall.EIO}, syscall.ENOSPC, "could not cut back"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := payloads(5)
+			path, _ := writeJournal(t, ps[:3])
+			w, err := journal.OpenAppend(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			committed := w.Size()
+			fault := tc.fault
+			fault.File = w.SetFile(&fault)
+			for _, p := range ps[3:] {
+				w.Append(p)
+			}
+			err = w.Commit()
+			if !errors.Is(err, tc.cause) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Commit = %v, want %v and %q", err, tc.cause, tc.want)
+			}
+			if w.Size() != committed {
+				t.Fatalf("Size() = %d after a failed commit, want %d", w.Size(), committed)
+			}
+			if n, _ := w.Buffered(); n != 2 {
+				t.Fatalf("Buffered() = %d after a failed commit, want 2", n)
+			}
+			st, _ := os.Stat(path)
+			if tc.fault.failTruncate == nil && st.Size() != committed {
+				t.Fatalf("file is %d bytes after a failed commit, want it cut back to %d", st.Size(), committed)
+			}
+			if tc.fault.failTruncate != nil {
+				// The half record is still there; the next commit must cut
+				// it before writing, or fail.
+				fault.failWrite = nil
+				if err := w.Commit(); !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "cut back") {
+					t.Fatalf("Commit with the cut still failing = %v", err)
+				}
+			}
+			fault.failWrite, fault.failSync, fault.failTruncate = nil, nil, nil
+			if err := w.Commit(); err != nil {
+				t.Fatalf("Commit after the fault: %v", err)
+			}
+			got, r, err := readAll(t, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			samePayloads(t, got, ps)
+			if r.Offset() != w.Size() {
+				t.Fatalf("journal ends at %d, Size() = %d", r.Offset(), w.Size())
+			}
+		})
+	}
+}

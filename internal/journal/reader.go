@@ -1,0 +1,219 @@
+package journal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+)
+
+// Reader reads a journal's records in order. The zero value is not usable;
+// call Open.
+type Reader struct {
+	path string
+	f    *os.File // nil when reading from memory
+	ra   io.ReaderAt
+	br   *bufio.Reader
+	size int64
+	off  int64 // end of the last good record
+	hdr  Header
+	buf  []byte
+	rh   [RecordHeaderLen]byte // here, not on the stack: io.ReadFull would move it to the heap
+	err  error                 // sticky: io.EOF or a *DamageError
+}
+
+// Open opens the journal at path and reads its header. A header that is
+// not a valid version-1 header is an error naming the file and the field's
+// offset.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("journal open: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal stat: %w", err)
+	}
+	r, err := newReader(path, f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.f = f
+	return r, nil
+}
+
+func newReader(path string, ra io.ReaderAt, size int64) (*Reader, error) {
+	var hb [HeaderLen]byte
+	n, err := ra.ReadAt(hb[:], 0)
+	if err != nil && !(errors.Is(err, io.EOF) && n < HeaderLen) {
+		return nil, fmt.Errorf("journal %s: read header: %w", path, err)
+	}
+	h, err := parseHeader(hb[:min(int64(n), size)])
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: bad header: %v", path, err)
+	}
+	return &Reader{
+		path: path,
+		ra:   ra,
+		br:   bufio.NewReaderSize(io.NewSectionReader(ra, HeaderLen, size-HeaderLen), int(min(size, 1<<20))),
+		size: size,
+		off:  HeaderLen,
+		hdr:  h,
+	}, nil
+}
+
+// Header returns the journal's header.
+func (r *Reader) Header() Header { return r.hdr }
+
+// Offset returns the end of the last record Next returned: the length of
+// the valid prefix read so far.
+func (r *Reader) Offset() int64 { return r.off }
+
+// Size returns the file's size when it was opened.
+func (r *Reader) Size() int64 { return r.size }
+
+// Next returns the next record's payload, valid until the next call. At
+// the end of a whole journal it returns io.EOF; at damage it returns a
+// *DamageError, Torn for a torn tail. Once it has returned an error it
+// returns the same error again.
+func (r *Reader) Next() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	p, err := r.next()
+	if err != nil {
+		r.err = err
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *Reader) next() ([]byte, error) {
+	left := r.size - r.off
+	if left == 0 {
+		return nil, io.EOF
+	}
+	if left < RecordHeaderLen {
+		return nil, r.damage(true, fmt.Sprintf("the file ends inside the %d-byte record header", RecordHeaderLen))
+	}
+	rh := r.rh[:]
+	if _, err := io.ReadFull(r.br, rh); err != nil {
+		return nil, fmt.Errorf("journal %s: read at offset %d: %w", r.path, r.off, err)
+	}
+	n := int64(binary.LittleEndian.Uint32(rh[:]))
+	sum := binary.LittleEndian.Uint32(rh[4:])
+	switch {
+	case n == 0:
+		return nil, r.badRecord("length 0", r.off+RecordHeaderLen)
+	case n > MaxPayload:
+		return nil, r.badRecord(fmt.Sprintf("length %d, more than the %d-byte limit", n, MaxPayload), r.off+RecordHeaderLen)
+	case n > left-RecordHeaderLen:
+		return nil, r.damage(true, fmt.Sprintf("length %d, but the file ends after %d", n, left-RecordHeaderLen))
+	}
+	if int64(cap(r.buf)) < n {
+		r.buf = make([]byte, n) // n <= MaxPayload and <= what the file holds
+	}
+	p := r.buf[:n]
+	if _, err := io.ReadFull(r.br, p); err != nil {
+		return nil, fmt.Errorf("journal %s: read at offset %d: %w", r.path, r.off+RecordHeaderLen, err)
+	}
+	if got := crc32.Checksum(p, castagnoli); got != sum {
+		return nil, r.badRecord(fmt.Sprintf("payload checksum %#08x, record says %#08x", got, sum), r.off+RecordHeaderLen+n)
+	}
+	r.off += RecordHeaderLen + n
+	return p, nil
+}
+
+// badRecord reports the record at r.off, whose bytes up to from are all in
+// the file but wrong. It is a torn tail when nothing but zero bytes
+// follows from: the last write was cut short, and perhaps the file system
+// had grown the file without writing the data. Anything else is damage.
+func (r *Reader) badRecord(reason string, from int64) error {
+	zero, err := r.zeroFrom(from)
+	if err != nil {
+		return fmt.Errorf("journal %s: read at offset %d: %w", r.path, from, err)
+	}
+	switch {
+	case from == r.size:
+		return r.damage(true, reason+"; nothing follows")
+	case zero:
+		return r.damage(true, reason+"; only zero bytes follow")
+	}
+	return r.damage(false, reason)
+}
+
+func (r *Reader) zeroFrom(off int64) (bool, error) {
+	buf := make([]byte, min(r.size-off, 64<<10))
+	for off < r.size {
+		n, err := r.ra.ReadAt(buf[:min(int64(len(buf)), r.size-off)], off)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		off += int64(n)
+		if err != nil && !(errors.Is(err, io.EOF) && off >= r.size) {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func (r *Reader) damage(torn bool, reason string) error {
+	return &DamageError{Path: r.path, Offset: r.off, Size: r.size, Torn: torn, Reason: reason}
+}
+
+// Close closes the file.
+func (r *Reader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	return r.f.Close()
+}
+
+// Check reads the journal at path to its end and returns its header and
+// the length of its valid prefix. A torn tail or damage is returned as the
+// *DamageError, with the header and the prefix's length.
+func Check(path string) (Header, int64, error) {
+	r, err := Open(path)
+	if err != nil {
+		return Header{}, 0, err
+	}
+	defer r.Close()
+	for {
+		if _, err := r.Next(); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return r.Header(), r.Offset(), err
+		}
+	}
+}
+
+// Repair cuts the journal at path back to its valid prefix and syncs it.
+// It returns the *DamageError it cut off, or nil if the journal was whole.
+// A bad header is not repaired: without it the records mean nothing.
+func Repair(path string) (*DamageError, error) {
+	_, _, err := Check(path)
+	var d *DamageError
+	if err == nil || !errors.As(err, &d) {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("journal repair: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(d.Offset); err != nil {
+		return nil, fmt.Errorf("journal repair: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("journal repair: sync %s: %w", path, err)
+	}
+	return d, f.Close()
+}

@@ -1,0 +1,260 @@
+// Package state is rtmd's state directory (docs/state.md): the lock that
+// keeps a second rtmd out, the history id, and the names of the snapshot
+// and journal files in it.
+//
+// A directory holds
+//
+//	lock                  flock(2)ed by the rtmd that uses it; its pid
+//	history               the history id, 32 hex digits and a newline
+//	snapshot-SEQ          the state at sequence number SEQ (16 hex digits)
+//	journal-SEQ           the changes after SEQ, up to the next journal's SEQ
+//
+// and, after a crash, leftovers of files being written (NAME.tmp,
+// NAME.new), which Open removes.
+package state
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is an open, locked state directory.
+type Dir struct {
+	Path    string
+	History [16]byte
+	// Removed lists the leftovers of a crash that Open removed.
+	Removed []string
+	lock    *os.File
+}
+
+// DefaultPath is where rtmd keeps its state when -state is not given:
+// /var/lib/rtm as root, else $XDG_STATE_HOME/rtm, else
+// ~/.local/state/rtm.
+func DefaultPath() (string, error) {
+	if os.Geteuid() == 0 {
+		return "/var/lib/rtm", nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "rtm"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory: %w; give -state DIR or -state none", err)
+	}
+	return filepath.Join(home, ".local", "state", "rtm"), nil
+}
+
+// Open makes the directory if it is missing (mode 0700), checks that it is
+// rtmd's own and not writable by others, locks it, and reads its history
+// id, making one if the directory holds no state yet.
+func Open(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if err := checkOwn(path); err != nil {
+		return nil, err
+	}
+	d := &Dir{Path: path}
+	if err := d.takeLock(); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Dir, error) {
+		d.Close()
+		return nil, err
+	}
+	if err := d.removeLeftovers(); err != nil {
+		return fail(err)
+	}
+	if err := d.readHistory(); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+// checkOwn refuses a directory that another user owns, or that others
+// may write: whoever can write it can make rtmd load any table.
+func checkOwn(path string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fmt.Errorf("state directory: %w", os.NewSyscallError("stat", err))
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("state directory %s: not a directory", path)
+	case st.Uid != uint32(os.Geteuid()):
+		return fmt.Errorf("state directory %s: owned by uid %d, not rtmd's uid %d", path, st.Uid, os.Geteuid())
+	case st.Mode&0o022 != 0:
+		return fmt.Errorf("state directory %s: mode %04o lets others write it; want 0700", path, st.Mode&0o7777)
+	}
+	return nil
+}
+
+// takeLock locks the directory's lock file and writes rtmd's pid into it.
+func (d *Dir) takeLock() error {
+	name := filepath.Join(d.Path, "lock")
+	fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("state directory %s: lock: %w", d.Path, os.NewSyscallError("open", err))
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			holder := strings.TrimSpace(string(b[:n]))
+			return fmt.Errorf("state directory %s is in use by another rtmd (pid %s); give each rtmd its own -state DIR", d.Path, holder)
+		}
+		return fmt.Errorf("state directory %s: lock: %w", d.Path, os.NewSyscallError("flock", err))
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	d.lock = f
+	return nil
+}
+
+// Close unlocks the directory.
+func (d *Dir) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	err := d.lock.Close() // closing drops the flock
+	d.lock = nil
+	return err
+}
+
+// removeLeftovers removes files a crash left half written.
+func (d *Dir) removeLeftovers() error {
+	entries, err := os.ReadDir(d.Path)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".new") {
+			if err := os.Remove(filepath.Join(d.Path, n)); err != nil {
+				return fmt.Errorf("state directory: removing a leftover: %w", err)
+			}
+			d.Removed = append(d.Removed, n)
+		}
+	}
+	return nil
+}
+
+// readHistory reads the history id, or makes one for a directory that
+// holds no state.
+func (d *Dir) readHistory() error {
+	name := filepath.Join(d.Path, "history")
+	b, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		snaps, journals, err := d.Files()
+		if err != nil {
+			return err
+		}
+		if len(snaps)+len(journals) > 0 {
+			return fmt.Errorf("state directory %s: state files but no history file; it is damaged (restore it, or remove the directory to start empty)", d.Path)
+		}
+		rand.Read(d.History[:])
+		return writeFile(name, []byte(hex.EncodeToString(d.History[:])+"\n"))
+	}
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	if n, err := hex.Decode(d.History[:], []byte(s)); err != nil || n != len(d.History) || len(s) != 2*len(d.History) {
+		return fmt.Errorf("state directory %s: history file holds %q, want 32 hex digits", d.Path, truncate(s, 64))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// writeFile writes a small file whole: NAME.tmp, fsync, rename, fsync the
+// directory.
+func writeFile(name string, b []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err == nil {
+		err = SyncDir(filepath.Dir(name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("state directory: writing %s: %w", filepath.Base(name), err)
+	}
+	return nil
+}
+
+// SyncDir fsyncs a directory, so that a rename or a removal in it is on
+// disk.
+func SyncDir(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// SnapshotPath is the name of the snapshot at seq.
+func (d *Dir) SnapshotPath(seq uint64) string {
+	return filepath.Join(d.Path, fmt.Sprintf("snapshot-%016x", seq))
+}
+
+// JournalPath is the name of the journal that starts after seq.
+func (d *Dir) JournalPath(seq uint64) string {
+	return filepath.Join(d.Path, fmt.Sprintf("journal-%016x", seq))
+}
+
+// Files returns the sequence numbers of the snapshots and journals in the
+// directory, in ascending order.
+func (d *Dir) Files() (snapshots, journals []uint64, err error) {
+	entries, err := os.ReadDir(d.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state directory: %w", err)
+	}
+	for _, e := range entries {
+		kind, hexSeq, ok := strings.Cut(e.Name(), "-")
+		if !ok || len(hexSeq) != 16 || (kind != "snapshot" && kind != "journal") {
+			continue
+		}
+		seq, err := strconv.ParseUint(hexSeq, 16, 64)
+		if err != nil {
+			continue
+		}
+		if kind == "snapshot" {
+			snapshots = append(snapshots, seq)
+		} else {
+			journals = append(journals, seq)
+		}
+	}
+	slices.Sort(snapshots)
+	slices.Sort(journals)
+	return snapshots, journals, nil
+}

@@ -1,0 +1,93 @@
+package state_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rtm-project/rtm/internal/state"
+)
+
+func TestOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "state")
+	d, err := state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("made the directory %v, %v; want mode 0700", fi.Mode(), err)
+	}
+	if d.History == [16]byte{} {
+		t.Error("no history id")
+	}
+	// A second rtmd is refused, and told who holds it.
+	_, err = state.Open(path)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by another rtmd (pid %d)", os.Getpid())) {
+		t.Errorf("second Open: %v", err)
+	}
+	history := d.History
+	d.Close()
+	d, err = state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.History != history {
+		t.Error("the history id changed across Open")
+	}
+	d.Close()
+}
+
+func TestOpenRefuses(t *testing.T) {
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	os.Mkdir(open, 0o700)
+	os.Chmod(open, 0o777)
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	badHistory := filepath.Join(dir, "bad")
+	os.Mkdir(badHistory, 0o700)
+	os.WriteFile(filepath.Join(badHistory, "history"), []byte("xyz\n"), 0o600)
+	noHistory := filepath.Join(dir, "nohistory")
+	os.Mkdir(noHistory, 0o700)
+	os.WriteFile(filepath.Join(noHistory, "journal-0000000000000000"), nil, 0o600)
+	for path, want := range map[string]string{
+		open:       "mode 0777 lets others write it",
+		file:       "not a directory",
+		badHistory: `history file holds "xyz", want 32 hex digits`,
+		noHistory:  "state files but no history file",
+	} {
+		if _, err := state.Open(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Open(%s): %v, want %q", filepath.Base(path), err, want)
+		}
+	}
+}
+
+func TestFiles(t *testing.T) {
+	path := t.TempDir()
+	d, err := state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{0, 300, 7} {
+		os.WriteFile(d.JournalPath(seq), nil, 0o600)
+	}
+	os.WriteFile(d.SnapshotPath(300), nil, 0o600)
+	os.WriteFile(d.SnapshotPath(301)+".tmp", nil, 0o600)        // a crash's leftover
+	os.WriteFile(filepath.Join(path, "journal-zz"), nil, 0o600) // not ours
+	d.Close()
+	if d, err = state.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !slices.Equal(d.Removed, []string{"snapshot-000000000000012d.tmp"}) {
+		t.Errorf("removed %v", d.Removed)
+	}
+	snaps, journals, err := d.Files()
+	if err != nil || !slices.Equal(snaps, []uint64{300}) || !slices.Equal(journals, []uint64{0, 7, 300}) {
+		t.Errorf("Files = %v %v %v", snaps, journals, err)
+	}
+}

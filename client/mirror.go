@@ -613,11 +613,7 @@ func (m *Mirror) applyChanges(d *wire.Decoder, p []byte) error {
 			}
 			if c.Op >= wire.OpMACAdd && c.Op <= wire.OpMACDel {
 				e.Object = MACs
-				if seg := m.seg.Load(); seg != nil && c.Op != wire.OpMACDel {
-					if got, ip, ok := seg.v.Read(int(c.Slot)); ok && got == c.MAC {
-						e.IP = ip
-					}
-				}
+				e.IP = c.IP // the IP at this change; the segment may hold a later one
 			}
 			events = append(events, e)
 		}

@@ -252,3 +252,38 @@ func TestMACSegmentGoneOrBad(t *testing.T) {
 		t.Errorf("rtm mac get = %q", out)
 	}
 }
+
+// TestMACEventIP: a Mirror's MAC events carry the IP of that change, also
+// when a later change in the same batch has already rewritten the record
+// in the segment.
+func TestMACEventIP(t *testing.T) {
+	d := startRtmd(t)
+	var mu sync.Mutex
+	var got []string
+	m := &client.Mirror{Address: d.socket, OnEvent: func(e client.Event) {
+		if e.Object == client.MACs {
+			mu.Lock()
+			got = append(got, fmt.Sprintf("%v %v", e.Kind, e.IP))
+			mu.Unlock()
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	if err := m.WaitSeq(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	mac := testMAC(1).String()
+	out, errs, code := d.rtm("mac add "+mac+" 10.0.0.1\nmac change "+mac+" 10.0.0.2\n", "-batch", "-")
+	if code != 0 {
+		t.Fatalf("rtm -batch: %s %s", out, errs)
+	}
+	if err := m.WaitSeq(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := fmt.Sprintf("%v 10.0.0.1 %v 10.0.0.2", client.Add, client.Change); strings.Join(got, " ") != want {
+		t.Errorf("events %q, want %q", got, want)
+	}
+}

@@ -281,7 +281,7 @@ func (s *Server) apply(r evRequest, res *Result) {
 			break
 		}
 		s.seq++
-		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0, "")
+		s.changes.AddMAC(s.seq, wire.OpMACDel, r.mac, 0, netip.Addr{}, "")
 		if s.objects != nil {
 			s.objects.gone(r.mac, s.seq)
 		}
@@ -489,7 +489,7 @@ func (s *Server) setMAC(kind byte, v macValue) error {
 			s.rates.warn("mac object", "MAC entry not sent to ghk84 compat clients", "mac", v.mac, "err", err)
 		}
 	}
-	s.changes.AddMAC(s.seq, op, v.mac, e.slot, v.dev)
+	s.changes.AddMAC(s.seq, op, v.mac, e.slot, v.ip, v.dev)
 	return nil
 }
 

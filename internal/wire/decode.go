@@ -289,6 +289,7 @@ func (d *Decoder) Changes(p []byte, fn func(Change)) error {
 		case OpMACAdd, OpMACChange:
 			c.MAC = d.MAC("mac")
 			c.Slot = d.U32("slot")
+			c.IP = d.Addr("ip")
 			c.Dev = d.Dev()
 		case OpMACDel:
 			c.MAC = d.MAC("mac")

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
@@ -45,13 +46,14 @@ func (w *ChangeWriter) AddRaw(seq uint64, op byte, raw []byte) {
 }
 
 // AddMAC appends one MAC change: OpMACAdd or OpMACChange with the record's
-// slot and the MAC's interface, or OpMACDel.
-func (w *ChangeWriter) AddMAC(seq uint64, op byte, m mac.Addr, slot uint32, dev string) {
+// slot, the IP and the MAC's interface, or OpMACDel.
+func (w *ChangeWriter) AddMAC(seq uint64, op byte, m mac.Addr, slot uint32, ip netip.Addr, dev string) {
 	w.begin(seq)
 	w.buf = append(w.buf, op)
 	w.buf = append(w.buf, m[:]...)
 	if op != OpMACDel {
 		w.buf = binary.LittleEndian.AppendUint32(w.buf, slot)
+		w.buf = AppendAddr(w.buf, ip)
 		w.buf = AppendDev(w.buf, dev)
 	}
 	w.count++

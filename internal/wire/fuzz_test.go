@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 
 	"github.com/rtm-project/rtm/internal/mac"
@@ -15,7 +16,7 @@ func seedChanges() []byte {
 		w.Add(uint64(1+2*i), wire.OpAdd, r)
 		w.Add(uint64(2+2*i), wire.OpDel, r)
 	}
-	w.AddMAC(uint64(1+2*len(sampleRoutes())), wire.OpMACAdd, mac.Addr{2, 0, 0, 0, 0, 1}, 3, "eth0")
+	w.AddMAC(uint64(1+2*len(sampleRoutes())), wire.OpMACAdd, mac.Addr{2, 0, 0, 0, 0, 1}, 3, netip.MustParseAddr("10.0.0.1"), "eth0")
 	return bytes.Join(w.Take(), nil)[wire.HeaderLen:]
 }
 
@@ -24,7 +25,7 @@ func seedChanges() []byte {
 func FuzzChanges(f *testing.F) {
 	f.Add(seedChanges())
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 3, 4, 33, 0, 0, 0, 0})
-	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4, 1, 2, 3, 4, 5, 6, 9, 0, 0, 0, 6, 1, 2, 3, 4, 5, 6})
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 4, 1, 2, 3, 4, 5, 6, 9, 0, 0, 0, 4, 10, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var d wire.Decoder
 		var got []wire.Change
@@ -36,7 +37,7 @@ func FuzzChanges(f *testing.F) {
 		for _, c := range got {
 			switch c.Op {
 			case wire.OpMACAdd, wire.OpMACChange, wire.OpMACDel:
-				w.AddMAC(c.Seq, c.Op, c.MAC, c.Slot, c.Dev)
+				w.AddMAC(c.Seq, c.Op, c.MAC, c.Slot, c.IP, c.Dev)
 				continue
 			case wire.OpFlush:
 				w.AddFlush(c.Seq)

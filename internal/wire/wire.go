@@ -146,6 +146,7 @@ type Change struct {
 	Route route.Route // OpDel: the key only
 	MAC   mac.Addr    // the MAC ops
 	Slot  uint32      // OpMACAdd, OpMACChange: the record in the segment
+	IP    netip.Addr  // OpMACAdd, OpMACChange: the IP the record holds
 	Dev   string      // OpMACAdd, OpMACChange: the MAC's interface, or ""
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/wire"
 )
@@ -75,6 +76,9 @@ func TestGolden(t *testing.T) {
 			"00 00 04 65746832"},
 		{"request del", wire.AppendRequest(nil, 5, wire.KDel, wire.AppendSelector(nil, route.Selector{Table: route.TableMain, Mode: route.Exact, Prefix: netip.MustParsePrefix("10.0.0.0/8"), Dev: "e"})),
 			"13000000 04 05000000 04 fe000000 01 04 08 0a000000 01 01 65"},
+		{"mac changes", macChanges(), "28000000 09 0900000000000000 02000000" +
+			"04 02005e100001 03000000 04 0a000009 04 65746830" +
+			"06 02005e100001"},
 		{"synced", wire.AppendSynced(nil, 258), "08000000 08 0201000000000000"},
 		{"snapbegin", wire.AppendSnapBegin(nil, 1, wire.ReasonBacklog, 2), "11000000 06 0100000000000000 01 0200000000000000"},
 	}
@@ -87,6 +91,15 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s:\n got %x\nwant %x", tt.name, tt.got, want)
 		}
 	}
+}
+
+// macChanges is a MAC add (slot 3, IP 10.0.0.9, dev eth0) and its delete.
+func macChanges() []byte {
+	var w wire.ChangeWriter
+	m := mac.Addr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}
+	w.AddMAC(9, wire.OpMACAdd, m, 3, netip.MustParseAddr("10.0.0.9"), "eth0")
+	w.AddMAC(10, wire.OpMACDel, m, 0, netip.Addr{}, "")
+	return bytes.Join(w.Take(), nil)
 }
 
 func stripSpaces(s string) string { return string(bytes.ReplaceAll([]byte(s), []byte(" "), nil)) }

@@ -245,7 +245,8 @@ type daemon struct {
 func (b *bench) startRtmd(ctx context.Context) (*daemon, error) {
 	b.daemons++
 	d := &daemon{socket: filepath.Join(b.dir, fmt.Sprintf("rtm%d.sock", b.daemons)), done: make(chan struct{})}
-	d.cmd = exec.Command(b.cfg.RTMD, "-socket", d.socket, "-no-console", "-backlog", strconv.Itoa(256<<20))
+	state := filepath.Join(b.dir, fmt.Sprintf("state%d", b.daemons))
+	d.cmd = exec.Command(b.cfg.RTMD, "-socket", d.socket, "-no-console", "-backlog", strconv.Itoa(256<<20), "-state", state)
 	log := &tail{max: 4 << 10}
 	d.cmd.Stderr = log
 	// If the bench dies, rtmd stops too, and cleans up after itself.

@@ -153,6 +153,9 @@ func startRtmdWith(t *testing.T, setup func(*exec.Cmd), args ...string) *daemon 
 	if !slices.Contains(args, "-mq") {
 		args = append([]string{"-mq", "off"}, args...)
 	}
+	if !slices.Contains(args, "-state") {
+		args = append([]string{"-state", filepath.Join(t.TempDir(), "state")}, args...)
+	}
 	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", d.socket}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
 	if setup != nil {

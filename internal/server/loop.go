@@ -102,6 +102,10 @@ func (s *Server) loop(ctx context.Context) {
 		}
 		s.publish()
 		s.sweepObjects()
+		if s.halt != nil {
+			s.log.Error("rtmd stops", "err", s.halt)
+			return
+		}
 	}
 }
 
@@ -322,8 +326,9 @@ func (s *Server) apply(r evRequest, res *Result) {
 
 func (s *Server) reply(r evRequest, res Result) {
 	res.Seq = s.seq
+	mutated := isMutation(r.kind) && res.Err == nil
 	if r.done != nil {
-		r.done(res)
+		s.replies = append(s.replies, pendingReply{done: r.done, res: res, mutated: mutated})
 		return
 	}
 	var b []byte
@@ -347,7 +352,7 @@ func (s *Server) reply(r evRequest, res Result) {
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
 	}
 	r.c.countReply(len(b)) // from now on, not when it is queued
-	s.replies = append(s.replies, pendingReply{r.c, b})
+	s.replies = append(s.replies, pendingReply{c: r.c, b: b, id: r.id, mutated: mutated})
 }
 
 func (s *Server) set(kind byte, r route.Route) error {
@@ -510,27 +515,100 @@ func (s *Server) snapshot(c *conn, reason byte) {
 // publish sends the changes of this turn to every subscriber, then the
 // replies of this turn, so that a client that is told its change is done
 // has already been sent it.
+//
+// With a state directory, the changes are stored first (one write and one
+// fsync for the turn). Changes that cannot be stored are undone, and the
+// requests that made them are told so.
 func (s *Server) publish() {
+	var notStored error
 	if s.changes.Len() > 0 {
-		if err := s.macs.setCounters(s.seq); err != nil {
-			s.log.Error("MAC table", "err", err)
-		}
 		bufs := s.changes.Take()
-		for c := range s.clients {
-			if c.subscribed {
-				c.enqueueChanges(bufs, s.seq)
+		if s.persist != nil {
+			if err := s.persist.commit(bufs); err != nil {
+				notStored = fmt.Errorf("not stored, undone: %w", err)
+				s.undo(err)
+			}
+		}
+		if notStored == nil {
+			if err := s.macs.setCounters(s.seq); err != nil {
+				s.log.Error("MAC table", "err", err)
+			}
+			for c := range s.clients {
+				if c.subscribed {
+					c.enqueueChanges(bufs, s.seq)
+				}
 			}
 		}
 	}
 	for _, r := range s.replies {
+		if notStored != nil && r.mutated {
+			r.res = Result{Err: notStored, Seq: s.seq}
+			if r.c != nil {
+				b := wire.AppendErrorReply(nil, r.id, wire.StatusError, notStored.Error())
+				r.c.countReply(len(b) - len(r.b))
+				r.b = b
+			}
+		}
+		if r.done != nil {
+			r.done(r.res)
+			continue
+		}
 		r.c.push(item{b: r.b, size: len(r.b)}) // counted by reply
 	}
 	clear(s.replies)
 	s.replies = s.replies[:0]
 	if s.flushing {
 		s.flushing = false
-		s.signalFlush()
+		if notStored == nil {
+			s.signalFlush()
+		}
 	}
+}
+
+// undo puts the tables back to what the state directory holds after the
+// turn's changes failed to be stored (err), and resends every subscriber
+// the table: the MAC entries may have moved to other slots. If the state
+// cannot be read back either, rtmd stops.
+func (s *Server) undo(err error) {
+	s.log.Error("state: a turn's changes could not be stored; they are undone and their requests refused", "err", err)
+	rec, _, rerr := s.persist.read(false)
+	if rerr == nil {
+		rerr = s.restore(rec)
+	}
+	if rerr != nil {
+		s.halt = fmt.Errorf("after a failed write (%v), the stored state could not be read back: %w", err, rerr)
+		return
+	}
+	v, macs := s.table.Freeze(), s.macs.freeze()
+	for c := range s.clients {
+		if c.subscribed {
+			c.resyncs++
+			c.enqueueSnapshot(v, macs, s.seq, wire.ReasonBacklog)
+		}
+	}
+}
+
+// restore makes the tables what rec holds.
+func (s *Server) restore(rec *recovered) error {
+	s.table = rec.table
+	s.seq = rec.seq
+	if err := s.macs.clear(); err != nil {
+		return err
+	}
+	if s.objects != nil {
+		s.objects.clear(s.seq)
+	}
+	for _, v := range rec.macValues() {
+		if _, _, _, err := s.macs.set(v.mac, v.ip, v.dev); err != nil {
+			return err
+		}
+		if s.objects != nil {
+			if err := s.objects.set(v.mac, v.ip, s.seq); err != nil {
+				s.rates.warn("mac object", "MAC entry not sent to ghk84 compat clients", "mac", v.mac, "err", err)
+			}
+		}
+	}
+	return s.macs.setCounters(s.seq)
 }
 
 // do runs a request for the console and waits for its result.

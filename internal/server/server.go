@@ -43,9 +43,14 @@ type Config struct {
 	MQ      string         // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket); MQOff for none
 	Listen  string         // a TCP address for read-only subscribers; "" for none
 	Compat  []CompatSocket // Unix sockets for classic fixed-record clients
-	Limits  Limits         // what peers can make rtmd hold; zero fields take the defaults
-	Version string         // reported to clients
-	Log     *slog.Logger   // nil means slog.Default()
+	// State is the state directory (docs/state.md); "" keeps the tables in
+	// memory only. StateRepair starts from the valid part of a damaged
+	// journal.
+	State       string
+	StateRepair bool
+	Limits      Limits       // what peers can make rtmd hold; zero fields take the defaults
+	Version     string       // reported to clients
+	Log         *slog.Logger // nil means slog.Default()
 }
 
 // Version is rtmd's version.
@@ -81,6 +86,8 @@ type Server struct {
 	compatLns []*net.UnixListener // one per Config.Compat
 	objects   *macObjects         // with a ghk84 compat socket: the per-MAC objects; else nil
 	hellos    sync.WaitGroup      // compat connections not yet handed to the loop
+	persist   *persist            // the state directory; nil without Config.State
+	halt      error               // set by the loop: rtmd must stop
 	started   time.Time
 	inputs    [nInputs]counter // owned by the loop
 
@@ -95,9 +102,16 @@ type Server struct {
 	flushing bool          // a flush this turn: signal the registered clients after publishing
 }
 
+// pendingReply is a reply held until the turn's changes are stored: b
+// for a connection, or done and res for the console. A change that could
+// not be stored is undone, and its reply says so instead (mutated).
 type pendingReply struct {
-	c *conn
-	b []byte
+	c       *conn
+	b       []byte
+	id      uint32
+	mutated bool // the request changed the tables
+	done    func(Result)
+	res     Result
 }
 
 // New checks the socket path and listens on it. A socket file that no
@@ -181,6 +195,17 @@ func New(cfg Config) (*Server, error) {
 			s.objects = newMACObjects(fileGroup(gid))
 		}
 	}
+	if cfg.State != "" {
+		p, rec, err := openPersist(cfg.State, cfg.StateRepair, s.log)
+		if err != nil {
+			return fail(err)
+		}
+		s.persist = p
+		if err := s.restore(rec); err != nil {
+			return fail(err)
+		}
+		s.log.Info("state read back", "dir", cfg.State, "seq", s.seq, "routes", s.table.Len(), "macs", len(s.macs.entries))
+	}
 	if cfg.Listen != "" {
 		if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fail(err)
@@ -211,6 +236,9 @@ func (s *Server) cleanup() {
 	}
 	if s.macs != nil {
 		s.macs.close()
+	}
+	if s.persist != nil {
+		s.persist.close()
 	}
 }
 
@@ -286,6 +314,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.closeClients()
 	s.cleanup()
+	if s.halt != nil {
+		return s.halt
+	}
 	s.log.Info("rtmd stopped")
 	return nil
 }

@@ -1,0 +1,227 @@
+package itest_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rtm-project/rtm/client"
+)
+
+// kill stops rtmd with SIGKILL, as a crash would, and removes what it
+// leaves behind (its socket, queue and segment; not its state).
+func (d *daemon) kill() {
+	d.once.Do(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		leftovers(d.socket)
+	})
+}
+
+// TestStateRestart: rtmd stopped (SIGTERM) or killed (SIGKILL) comes back
+// with the same routes, MAC entries and sequence number, and goes on from
+// there.
+func TestStateRestart(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			d := startRtmd(t, "-state", dir)
+			c := d.dial()
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(13, uint64(sig)))
+			for i := range 600 {
+				if i == 300 {
+					d.mustRtm("flush", "all")
+				}
+				r := randRoute(rng)
+				switch rng.IntN(5) {
+				case 0:
+					c.Add(ctx, r)
+				case 1, 2:
+					c.Replace(ctx, r)
+				case 3:
+					c.Delete(ctx, r.Table, r.Dst)
+				case 4:
+					c.ReplaceMAC(ctx, client.MACEntry{MAC: testMAC(rng.IntN(20)), IP: netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), Dev: "eth0"})
+				}
+			}
+			want, seq := d.tables()
+			c.Close()
+			if sig == syscall.SIGKILL {
+				d.kill()
+			} else {
+				d.stop()
+			}
+			d2 := startRtmd(t, "-state", dir)
+			got, seq2 := d2.tables()
+			if seq2 != seq || !slices.Equal(got, want) {
+				t.Fatalf("after the restart: seq %d (want %d), %d lines (want %d)\n%s", seq2, seq, len(got), len(want), diff(got, want))
+			}
+			d2.mustRtm("route", "add", "192.0.2.0/24", "dev", "eth9")
+			if st := d2.status(); st.Seq != seq+1 {
+				t.Errorf("the next change has seq %d, want %d", st.Seq, seq+1)
+			}
+		})
+	}
+}
+
+// TestStateLocked: a second rtmd on the same state directory is refused.
+func TestStateLocked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	d := startRtmd(t, "-state", dir)
+	out, err := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", filepath.Join(shortDir(t), "b.sock"), "-mq", "off", "-no-console", "-state", dir).CombinedOutput()
+	want := fmt.Sprintf("state directory %s is in use by another rtmd (pid %d)", dir, d.cmd.Process.Pid)
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("second rtmd: %v\n%s\nwant %q", err, out, want)
+	}
+}
+
+// TestStateDamage: a torn last record is cut off and logged; a flipped
+// byte before the end makes rtmd refuse to start, naming the file and the
+// offset, and -state-repair starts from what comes before it.
+func TestStateDamage(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	d := startRtmd(t, "-state", dir)
+	for i := range 50 {
+		d.mustRtm("route", "add", fmt.Sprintf("10.%d.0.0/16", i), "via", "192.0.2.1", "dev", "eth0")
+	}
+	want, _ := d.tables()
+	d.stop()
+	journal := filepath.Join(dir, "journal-0000000000000000")
+	f, err := os.OpenFile(journal, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{200, 0, 0, 0, 1, 2, 3}) // half a record: a crash mid-write
+	f.Close()
+
+	d = startRtmd(t, "-state", dir)
+	if got, _ := d.tables(); !slices.Equal(got, want) {
+		t.Fatalf("after a torn tail:\n%s", diff(got, want))
+	}
+	if !strings.Contains(d.stderr.String(), "cut off a torn last record") {
+		t.Errorf("the torn tail is not logged:\n%s", d.stderr)
+	}
+	d.stop()
+
+	b, err := os.ReadFile(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	os.WriteFile(journal, b, 0o600)
+	out, err := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", filepath.Join(shortDir(t), "b.sock"), "-mq", "off", "-no-console", "-state", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), journal) || !strings.Contains(string(out), "offset") || !strings.Contains(string(out), "-state-repair") {
+		t.Fatalf("rtmd on a damaged journal: %v\n%s", err, out)
+	}
+	d = startRtmd(t, "-state", dir, "-state-repair")
+	got, seq := d.tables()
+	if len(got) == 0 || len(got) >= len(want) || !slices.Equal(got, want[:len(got)]) || seq != uint64(len(got)) {
+		t.Errorf("after -state-repair: %d routes at seq %d, want a prefix of the %d", len(got), seq, len(want))
+	}
+	if !strings.Contains(d.stderr.String(), "-state-repair: cut off damage") {
+		t.Errorf("the repair is not logged:\n%s", d.stderr)
+	}
+}
+
+// TestStateCrashConsistency: rtmd is killed (SIGKILL) at seeded moments
+// while several writers change routes one at a time, and during a big
+// load. After each restart every change a writer was told is done is
+// there, and the sequence number did not go back.
+func TestStateCrashConsistency(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	file := filepath.Join(t.TempDir(), "load.routes")
+	var lines strings.Builder
+	for i := range 200_000 {
+		fmt.Fprintf(&lines, "100.%d.%d.0/24 via 192.0.2.1 dev eth0\n", i>>8, i&255)
+	}
+	os.WriteFile(file, []byte(lines.String()), 0o600)
+	rng := rand.New(rand.NewPCG(20, 26))
+	acked := map[netip.Prefix]bool{} // routes whose add was acknowledged and not deleted since
+	var lastSeq uint64
+	loaded := false
+	for point := range 20 {
+		d := startRtmd(t, "-state", dir)
+		if st := d.status(); st.Seq < lastSeq {
+			t.Fatalf("point %d: seq went back from %d to %d", point, lastSeq, st.Seq)
+		}
+		// What was acknowledged is there.
+		have := map[string]bool{}
+		got, _ := d.table()
+		for _, l := range got {
+			dst := strings.Fields(l)[0] // a host route is printed without /32
+			if !strings.Contains(dst, "/") {
+				dst += "/32"
+			}
+			have[dst] = true
+		}
+		for p := range acked {
+			if !have[p.String()] {
+				t.Fatalf("point %d: %v was acknowledged and is gone after the restart", point, p)
+			}
+		}
+		if loaded && !have["100.0.0.0/24"] {
+			t.Fatalf("point %d: an acknowledged load is gone", point)
+		}
+		if n := len(got); n != len(acked)+countLoaded(have) {
+			t.Logf("point %d: %d routes (%d acknowledged, the rest were in flight)", point, n, len(acked))
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		ctx, cancel := context.WithCancel(context.Background())
+		if point%5 == 4 { // a big load, killed at some point of it
+			wg.Go(func() {
+				if _, _, code := d.rtm("", "route", "load", file); code == 0 {
+					mu.Lock()
+					loaded = true
+					mu.Unlock()
+				}
+			})
+		}
+		for w := range 3 {
+			wg.Go(func() {
+				c, err := client.Dial(ctx, d.socket)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				for i := 0; ctx.Err() == nil; i++ {
+					p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(point), byte(w), byte(i)}), 32)
+					r := client.Route{Table: client.TableMain, Dst: p, Type: client.Unicast, NextHops: []client.NextHop{{Dev: "eth0"}}}
+					if _, err := c.Replace(ctx, r); err != nil {
+						return
+					}
+					mu.Lock()
+					acked[p] = true
+					mu.Unlock()
+				}
+			})
+		}
+		time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
+		st := d.status()
+		d.kill()
+		cancel()
+		wg.Wait()
+		lastSeq = st.Seq
+	}
+}
+
+func countLoaded(have map[string]bool) int {
+	n := 0
+	for p := range have {
+		if strings.HasPrefix(p, "100.") {
+			n++
+		}
+	}
+	return n
+}

@@ -2,6 +2,7 @@ package itest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -224,4 +225,79 @@ func countLoaded(have map[string]bool) int {
 		}
 	}
 	return n
+}
+
+// TestStateNoSpace: on a full file system a change is refused with the
+// cause, reads go on, and once there is room again changes succeed; no
+// acknowledged change is lost. rtmd runs in a mount namespace of its own
+// with its state on a small tmpfs, which the test fills through
+// /proc/PID/root.
+func TestStateNoSpace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a mount namespace and a tmpfs; running as uid", os.Geteuid())
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	os.Mkdir(dir, 0o700)
+	d := startRtmdWith(t, func(cmd *exec.Cmd) {
+		// unshare -m: the tmpfs is rtmd's alone, and goes with it.
+		cmd.Args = append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+			`mount -t tmpfs -o size=256k,mode=0700 rtmtest "$0" && exec "$@"`, dir, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, _ = exec.LookPath("unshare")
+	}, "-state", dir)
+	ctx := context.Background()
+	c := d.dial()
+	add := func(i int) error {
+		_, err := c.Add(ctx, client.Route{Table: client.TableMain, Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32),
+			Type: client.Unicast, NextHops: []client.NextHop{{Dev: "eth0"}}})
+		return err
+	}
+	for i := range 10 {
+		if err := add(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Fill the tmpfs (through rtmd's own view of its mounts).
+	fill := filepath.Join(fmt.Sprintf("/proc/%d/root", d.cmd.Process.Pid), dir, "fill")
+	if err := os.WriteFile(fill, make([]byte, 1<<20), 0o600); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling rtmd's tmpfs: %v", err)
+	}
+	// The journal's last page has room for a few records still.
+	n := 10
+	var err error
+	for ; n < 1000; n++ {
+		if err = add(n); err != nil {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(err.Error(), "not stored") {
+		t.Fatalf("changes on a full disk: %v", err)
+	}
+	if lines, seq := d.table(); len(lines) != n || seq != uint64(n) {
+		t.Errorf("reads on a full disk: %d routes at seq %d, want the %d stored", len(lines), seq, n)
+	}
+	os.Remove(fill)
+	for i := n; i < n+10; i++ {
+		if err := add(i); err != nil {
+			t.Fatalf("after the disk has room again: %v", err)
+		}
+	}
+	want, seq := d.tables()
+	c.Close()
+	// The sequence numbers have no gap: the refused change was undone.
+	if seq != uint64(n+10) || len(want) != n+10 {
+		t.Errorf("at the end: %d routes at seq %d, want %d", len(want), seq, n+10)
+	}
+	// Read back by a new rtmd, in the same namespace: nothing acknowledged
+	// is lost. (The tmpfs goes with rtmd's namespace, so it is read back
+	// through a copy of the journal.)
+	copyDir := filepath.Join(t.TempDir(), "copy")
+	if out, err := exec.Command("cp", "-a", filepath.Join(fmt.Sprintf("/proc/%d/root", d.cmd.Process.Pid), dir), copyDir).CombinedOutput(); err != nil {
+		t.Fatalf("copying the state: %v %s", err, out)
+	}
+	d.kill()
+	os.Remove(filepath.Join(copyDir, "lock"))
+	d2 := startRtmd(t, "-state", copyDir)
+	if got, seq2 := d2.tables(); seq2 != seq || !slices.Equal(got, want) {
+		t.Errorf("read back: seq %d (want %d)\n%s", seq2, seq, diff(got, want))
+	}
 }

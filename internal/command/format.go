@@ -127,6 +127,12 @@ func PrintStatus(w io.Writer, st wire.Status, asJSON bool) {
 		fmt.Fprintf(w, ", tcp %s", st.TCP)
 	}
 	fmt.Fprintln(w)
+	if s := st.State; s != nil {
+		fmt.Fprintf(w, "state %s: journal %d bytes, %d commits, fsync p50 %.2f ms p99 %.2f ms\n", s.Dir, s.JournalBytes, s.Commits, s.FsyncP50, s.FsyncP99)
+		if s.LastError != "" {
+			fmt.Fprintf(w, "last failed commit: %s\n", s.LastError)
+		}
+	}
 }
 
 // RouteWriter writes routes as `rtm route show` prints them: the text of

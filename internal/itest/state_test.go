@@ -69,8 +69,15 @@ func TestStateRestart(t *testing.T) {
 				t.Fatalf("after the restart: seq %d (want %d), %d lines (want %d)\n%s", seq2, seq, len(got), len(want), diff(got, want))
 			}
 			d2.mustRtm("route", "add", "192.0.2.0/24", "dev", "eth9")
-			if st := d2.status(); st.Seq != seq+1 {
+			st := d2.status()
+			if st.Seq != seq+1 {
 				t.Errorf("the next change has seq %d, want %d", st.Seq, seq+1)
+			}
+			if st.State == nil || st.State.Dir != dir || st.State.Commits != 1 || st.State.JournalBytes == 0 || st.State.FsyncP50 <= 0 {
+				t.Errorf("status of the state: %+v", st.State)
+			}
+			if out := d2.mustRtm("status"); !strings.Contains(out, "state "+dir+": journal ") {
+				t.Errorf("rtm status says nothing of the state:\n%s", out)
 			}
 		})
 	}

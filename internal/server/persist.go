@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/rtm-project/rtm/internal/journal"
@@ -24,6 +25,8 @@ type persist struct {
 	log  *slog.Logger
 	lat  []time.Duration // the last commits' latencies, a ring
 	next int
+	n    uint64 // commits
+	last error  // the last failed commit's error
 }
 
 // recovered is the state read back at start.
@@ -179,14 +182,31 @@ func (p *persist) commit(bufs [][]byte) error {
 	start := time.Now()
 	if err := p.w.Commit(); err != nil {
 		p.w.Discard()
+		p.last = err
 		return err
 	}
 	p.note(time.Since(start))
 	return nil
 }
 
+// status returns what `rtm status` says of the state directory.
+func (p *persist) status() *wire.StateStatus {
+	st := &wire.StateStatus{Dir: p.dir.Path, JournalBytes: p.w.Size(), Commits: p.n}
+	if p.last != nil {
+		st.LastError = p.last.Error()
+	}
+	if len(p.lat) > 0 {
+		lat := slices.Clone(p.lat)
+		slices.Sort(lat)
+		ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
+		st.FsyncP50, st.FsyncP99 = ms(0.5), ms(0.99)
+	}
+	return st
+}
+
 // note keeps a commit's latency for the status.
 func (p *persist) note(d time.Duration) {
+	p.n++
 	const keep = 1024
 	if len(p.lat) < keep {
 		p.lat = append(p.lat, d)

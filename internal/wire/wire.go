@@ -327,6 +327,19 @@ type Status struct {
 	// HeapLive is the Go heap rtmd's last garbage collection found live:
 	// what rtmd holds, without what it has freed but not yet returned.
 	HeapLive uint64 `json:"heap_live_bytes"`
+	// State is the state directory's, without Config.State nil (and for
+	// a TCP peer).
+	State *StateStatus `json:"state,omitempty"`
+}
+
+// StateStatus is what `rtm status` says of the state directory.
+type StateStatus struct {
+	Dir          string  `json:"dir"`
+	JournalBytes int64   `json:"journal_bytes"`
+	Commits      uint64  `json:"commits"`
+	FsyncP50     float64 `json:"fsync_p50_ms"` // of the last 1,024 commits
+	FsyncP99     float64 `json:"fsync_p99_ms"`
+	LastError    string  `json:"last_error,omitempty"` // the last failed commit's
 }
 
 // Counter counts the commands an input brought.

@@ -65,10 +65,8 @@ type Event struct {
 	// at.
 	Seq   uint64
 	Route Route // Table and Dst only for Del; zero for Reset and Synced
-	// MAC is the key of a MACs event. The stream carries keys and
-	// interfaces; IP is the value the shared segment held for MAC when the
-	// mirror applied an Add or Change (a later value, if rtmd had changed
-	// it again by then).
+	// MAC is the key of a MACs event; IP is the MAC's IP as of this
+	// change (an Add or Change).
 	MAC MAC
 	IP  netip.Addr
 	Dev string // the MAC's interface, or ""

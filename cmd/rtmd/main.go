@@ -46,6 +46,7 @@ func main() {
 	fs.Int64Var(&lim.StagedBytes, "max-staged", server.DefaultStagedBytes, "`bytes` of loads that all connections together may have staged before their final chunk; a load past it is refused")
 	fs.DurationVar(&lim.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a client may take to read its snapshot, or one batch of its backlog; past it the client is dropped")
 	stateDir := fs.String("state", "", "the state `dir`ectory: rtmd keeps its tables and sequence number there across restarts, every change fsynced before it is acknowledged (docs/state.md); none keeps them in memory only (default: /var/lib/rtm as root, else $XDG_STATE_HOME/rtm or ~/.local/state/rtm)")
+	resumeWindow := fs.Int("resume-window", server.DefaultResumeWindow, "`bytes` of the latest changes rtmd keeps (and reads back from its journal at start) so that a subscriber that reconnects gets only what it missed; one further behind gets the table")
 	stateRepair := fs.Bool("state-repair", false, "start from the valid part of a damaged state journal, logging what is lost (without it rtmd refuses to start on damage other than a torn last record)")
 	console := fs.Bool("console", false, "read admin commands from stdin even when it is not a terminal")
 	noConsole := fs.Bool("no-console", false, "do not read stdin, even when it is a terminal")
@@ -103,7 +104,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
-	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: compatCfg, State: *stateDir, StateRepair: *stateRepair, Limits: lim, Version: server.Version, Log: log})
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: compatCfg, State: *stateDir, StateRepair: *stateRepair, ResumeWindow: *resumeWindow, Limits: lim, Version: server.Version, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		pprof.StopCPUProfile()

@@ -29,6 +29,9 @@ func AppendEventJSON(b []byte, seq uint64, op string, r route.Route) []byte {
 		b = append(b, `,"kind":"route",`...)
 		j := r.AppendJSON(nil)
 		return append(b, j[1:]...) // the route's object, without its '{'
+	case "reset":
+		// A reset other than a resync: rtmd has another history.
+		b = append(b, `,"reason":"history"`...)
 	case "del":
 		b = append(b, `,"kind":"route","dst":"`...)
 		b = appendDst(b, r.Dst)

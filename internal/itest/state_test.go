@@ -308,3 +308,125 @@ func TestStateNoSpace(t *testing.T) {
 		t.Errorf("read back: seq %d (want %d)\n%s", seq2, seq, diff(got, want))
 	}
 }
+
+// events records a Mirror's events as text, and lets a test wait for a
+// number of them.
+type events struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *events) add(ev client.Event) {
+	s := ev.Kind.String()
+	switch {
+	case ev.Resumed:
+		s = "resumed"
+	case ev.History:
+		s = "reset history"
+	case ev.Kind == client.Add:
+		s += " " + ev.Route.Dst.String()
+	}
+	e.mu.Lock()
+	e.list = append(e.list, fmt.Sprintf("%s@%d", s, ev.Seq))
+	e.mu.Unlock()
+}
+
+func (e *events) take() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l := e.list
+	e.list = nil
+	return l
+}
+
+// runMirror runs m until the returned function is called.
+func runMirror(t *testing.T, m *client.Mirror, seq uint64) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Run(ctx)
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := m.WaitSeq(wctx, seq); err != nil {
+		cancel()
+		<-done
+		t.Fatalf("mirror did not reach %d: %v", seq, err)
+	}
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// TestResume: a Mirror that reconnects, to the same rtmd or to one
+// restarted on the same state, receives only the changes it missed
+// (Resumed, then those changes: no table); one further behind than
+// -resume-window gets the table; and one whose rtmd comes back without
+// its state sees a reset with the reason.
+func TestResume(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	sock := filepath.Join(shortDir(t), "r.sock")
+	add := func(d *daemon, i int) {
+		d.mustRtm("route", "add", fmt.Sprintf("10.9.%d.0/24", i), "dev", "eth0")
+	}
+	d := startRtmd(t, "-socket", sock, "-state", dir)
+	for i := range 3 {
+		add(d, i)
+	}
+	var ev events
+	m := &client.Mirror{Address: sock, OnEvent: ev.add}
+	stop := runMirror(t, m, 3)
+	stop()
+	ev.take()
+
+	// Missed changes, from the same rtmd.
+	add(d, 3)
+	add(d, 4)
+	stop = runMirror(t, m, 5)
+	stop()
+	if got, want := ev.take(), []string{"resumed@3", "add 10.9.3.0/24@4", "add 10.9.4.0/24@5"}; !slices.Equal(got, want) {
+		t.Errorf("resuming from the same rtmd: %q, want %q", got, want)
+	}
+
+	// Missed changes, across a crash: the window is read back.
+	add(d, 5)
+	d.kill()
+	d = startRtmd(t, "-socket", sock, "-state", dir)
+	add(d, 6)
+	stop = runMirror(t, m, 7)
+	stop()
+	if got, want := ev.take(), []string{"resumed@5", "add 10.9.5.0/24@6", "add 10.9.6.0/24@7"}; !slices.Equal(got, want) {
+		t.Errorf("resuming across a restart: %q, want %q", got, want)
+	}
+	if lines, _ := d.table(); len(lines) != m.Len() {
+		t.Errorf("mirror holds %d routes, rtmd %d", m.Len(), len(lines))
+	}
+
+	// Further behind than the window: the table.
+	d.stop()
+	d = startRtmd(t, "-socket", sock, "-state", dir, "-resume-window", "1")
+	add(d, 7)
+	add(d, 8)
+	stop = runMirror(t, m, 9)
+	stop()
+	if got := ev.take(); len(got) == 0 || got[0] != "reset@9" || got[len(got)-1] != "synced@9" {
+		t.Errorf("resuming beyond the window: %q, want a reset and the table", got)
+	}
+
+	// rtmd without its state: another history.
+	d.stop()
+	d = startRtmd(t, "-socket", sock, "-state", "none")
+	stop = runMirror(t, m, 0)
+	defer stop()
+	for deadline := time.Now().Add(10 * time.Second); m.Len() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the mirror kept the old table")
+		}
+	}
+	if got := ev.take(); len(got) == 0 || got[0] != "reset history@0" {
+		t.Errorf("rtmd back without its state: %q, want a reset for the history first", got)
+	}
+}

@@ -30,24 +30,27 @@ type (
 		err error
 	}
 	evRequest struct {
-		c      *conn // nil from the console
-		id     uint32
-		kind   byte
-		route  route.Route    // add, change, replace
-		sel    route.Selector // del, route flush
-		table  uint32         // get: the table to look in; 0 for main
-		addr   netip.Addr     // get
-		load   *loadBatch     // load: checked and staged by the reader
-		batch  *batch         // batch: checked and staged by the reader
-		staged int64          // bytes of Server.staged that load or macs hold; the loop releases them
-		mac    mac.Addr       // the MAC requests
-		ip     netip.Addr     // MAC add, change, replace
-		dev    string         // MAC add, change, replace: the interface, or ""
-		pid    int32          // register
-		line   int            // queue: the line of the message
-		macs   []macValue     // MAC load
-		err    error          // the reader found the request bad; the loop replies with it
-		done   func(Result)   // console: called on the loop; must not block
+		c       *conn // nil from the console
+		id      uint32
+		kind    byte
+		route   route.Route    // add, change, replace
+		sel     route.Selector // del, route flush
+		table   uint32         // get: the table to look in; 0 for main
+		addr    netip.Addr     // get
+		load    *loadBatch     // load: checked and staged by the reader
+		batch   *batch         // batch: checked and staged by the reader
+		staged  int64          // bytes of Server.staged that load or macs hold; the loop releases them
+		mac     mac.Addr       // the MAC requests
+		ip      netip.Addr     // MAC add, change, replace
+		dev     string         // MAC add, change, replace: the interface, or ""
+		pid     int32          // register
+		resume  bool           // subscribe: resume after sequence after of history
+		history [wire.HistoryLen]byte
+		after   uint64
+		line    int          // queue: the line of the message
+		macs    []macValue   // MAC load
+		err     error        // the reader found the request bad; the loop replies with it
+		done    func(Result) // console: called on the loop; must not block
 	}
 	evResync struct{ c *conn } // the writer is idle and the client needs a new snapshot
 	evView   struct{ done func(*route.View, uint64) }
@@ -160,7 +163,7 @@ func (s *Server) handle(ev event) {
 	switch ev := ev.(type) {
 	case evHello:
 		s.clients[ev.c] = struct{}{}
-		ev.c.enqueue(wire.AppendWelcome(nil, s.seq, s.cfg.Version))
+		ev.c.enqueue(wire.AppendWelcome(nil, s.seq, s.cfg.Version, s.history))
 	case evGone:
 		if _, ok := s.clients[ev.c]; ok {
 			delete(s.clients, ev.c)
@@ -316,6 +319,9 @@ func (s *Server) apply(r evRequest, res *Result) {
 	case wire.KSubscribe:
 		if r.c == nil || r.c.subscribed {
 			res.Err = errors.New("already subscribed")
+			break
+		}
+		if r.resume && s.resume(r.c, r.history, r.after) {
 			break
 		}
 		s.snapshot(r.c, wire.ReasonNew)
@@ -538,6 +544,8 @@ func (s *Server) publish() {
 					c.enqueueChanges(bufs, s.seq)
 				}
 			}
+			s.window.add(s.published+1, s.seq, bufs)
+			s.published = s.seq
 		}
 	}
 	for _, r := range s.replies {
@@ -571,7 +579,7 @@ func (s *Server) publish() {
 // cannot be read back either, rtmd stops.
 func (s *Server) undo(err error) {
 	s.log.Error("state: a turn's changes could not be stored; they are undone and their requests refused", "err", err)
-	rec, _, rerr := s.persist.read(false)
+	rec, _, rerr := s.persist.read(false, 0)
 	if rerr == nil {
 		rerr = s.restore(rec)
 	}
@@ -591,20 +599,15 @@ func (s *Server) undo(err error) {
 // restore makes the tables what rec holds.
 func (s *Server) restore(rec *recovered) error {
 	s.table = rec.table
-	s.seq = rec.seq
-	if err := s.macs.clear(); err != nil {
+	s.seq, s.published = rec.seq, rec.seq
+	if err := s.macs.restore(rec.macs); err != nil {
 		return err
 	}
 	if s.objects != nil {
 		s.objects.clear(s.seq)
-	}
-	for _, v := range rec.macValues() {
-		if _, _, _, err := s.macs.set(v.mac, v.ip, v.dev); err != nil {
-			return err
-		}
-		if s.objects != nil {
-			if err := s.objects.set(v.mac, v.ip, s.seq); err != nil {
-				s.rates.warn("mac object", "MAC entry not sent to ghk84 compat clients", "mac", v.mac, "err", err)
+		for m, e := range rec.macs {
+			if err := s.objects.set(m, e.ip, s.seq); err != nil {
+				s.rates.warn("mac object", "MAC entry not sent to ghk84 compat clients", "mac", m, "err", err)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -250,6 +251,47 @@ func (t *macTable) clear() error {
 		return t.repair(err)
 	}
 	return nil
+}
+
+// restore makes the table entries, each in its slot: after a restart, the
+// slots the subscribers that resume know. A segment too small for them is
+// replaced by a new generation.
+func (t *macTable) restore(entries map[mac.Addr]macEntry) error {
+	if err := t.clear(); err != nil {
+		return err
+	}
+	used := make(map[uint32]bool, len(entries))
+	next := uint32(0)
+	for _, e := range entries {
+		if used[e.slot] {
+			return fmt.Errorf("MAC table: slot %d twice in the stored state", e.slot)
+		}
+		used[e.slot] = true
+		next = max(next, e.slot+1)
+	}
+	capacity := t.seg.Capacity
+	for capacity < int(next) {
+		capacity *= 2
+	}
+	t.entries = maps.Clone(entries)
+	t.next, t.free = next, t.free[:0]
+	for i := range next {
+		if !used[i] {
+			t.free = append(t.free, i)
+		}
+	}
+	if capacity == t.seg.Capacity {
+		for m, e := range entries {
+			if err := t.seg.Set(int(e.slot), m, e.ip); err != nil {
+				return t.repair(err)
+			}
+		}
+		return nil
+	}
+	moved := t.moved // a new generation, not news: subscribers get it with the table
+	t.moved = nil
+	defer func() { t.moved = moved }()
+	return t.renew(capacity, nil)
 }
 
 // close unmaps and unlinks every generation.

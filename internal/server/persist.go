@@ -31,9 +31,10 @@ type persist struct {
 
 // recovered is the state read back at start.
 type recovered struct {
-	table route.Table
-	macs  map[mac.Addr]macValue
-	seq   uint64
+	table  route.Table
+	macs   map[mac.Addr]macEntry // with the slots rtmd had them in
+	seq    uint64
+	window window // the last changes, for subscribers that resume
 }
 
 // openPersist opens the state directory at path and reads its state back:
@@ -41,7 +42,7 @@ type recovered struct {
 // middle of a write) is cut off and logged; damage anywhere else is an
 // error naming the file and offset, unless repair is set, which keeps what
 // comes before the damage and logs what is lost.
-func openPersist(path string, repair bool, log *slog.Logger) (*persist, *recovered, error) {
+func openPersist(path string, repair bool, window int, log *slog.Logger) (*persist, *recovered, error) {
 	dir, err := state.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -50,7 +51,7 @@ func openPersist(path string, repair bool, log *slog.Logger) (*persist, *recover
 	if len(dir.Removed) > 0 {
 		log.Info("state directory: removed files a crash left half written", "files", dir.Removed)
 	}
-	rec, err := p.recover(repair)
+	rec, err := p.recover(repair, window)
 	if err != nil {
 		dir.Close()
 		return nil, nil, err
@@ -60,8 +61,8 @@ func openPersist(path string, repair bool, log *slog.Logger) (*persist, *recover
 
 // recover replays the journals into a new state, and opens the last for
 // appending (or makes the first).
-func (p *persist) recover(repair bool) (*recovered, error) {
-	rec, journals, err := p.read(repair)
+func (p *persist) recover(repair bool, window int) (*recovered, error) {
+	rec, journals, err := p.read(repair, window)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +78,8 @@ func (p *persist) recover(repair bool) (*recovered, error) {
 }
 
 // read reads the stored state back: the journals, in order.
-func (p *persist) read(repair bool) (*recovered, []uint64, error) {
-	rec := &recovered{macs: make(map[mac.Addr]macValue)}
+func (p *persist) read(repair bool, keep int) (*recovered, []uint64, error) {
+	rec := &recovered{macs: make(map[mac.Addr]macEntry), window: window{max: keep}}
 	_, journals, err := p.dir.Files()
 	if err != nil {
 		return nil, nil, err
@@ -126,6 +127,9 @@ func (p *persist) replay(rec *recovered, path string, start uint64, last, repair
 		if err != nil {
 			return fmt.Errorf("%w (start with -state-repair to keep what comes before it)", err)
 		}
+		if first, last, ok := frameSeqs(payload); ok && last > rec.seq {
+			rec.window.add(first, last, [][]byte{wire.AppendFrame(nil, wire.TChanges, payload)})
+		}
 		var bad error
 		derr := d.Changes(payload, func(c wire.Change) {
 			if bad != nil || c.Seq <= rec.seq {
@@ -152,7 +156,7 @@ func (rec *recovered) apply(c *wire.Change) {
 	case wire.OpDel:
 		rec.table.Delete(c.Route.Key())
 	case wire.OpMACAdd, wire.OpMACChange:
-		rec.macs[c.MAC] = macValue{mac: c.MAC, ip: c.IP, dev: c.Dev}
+		rec.macs[c.MAC] = macEntry{slot: c.Slot, ip: c.IP, dev: c.Dev}
 	case wire.OpMACDel:
 		delete(rec.macs, c.MAC)
 	case wire.OpFlush:
@@ -164,6 +168,7 @@ func (rec *recovered) apply(c *wire.Change) {
 // commit stores a turn's changes: every Changes frame in bufs, in one
 // write and one fsync.
 func (p *persist) commit(bufs [][]byte) error {
+	n := 0
 	for _, b := range bufs {
 		for {
 			typ, payload, rest, ok := wire.NextFrame(b)
@@ -176,8 +181,12 @@ func (p *persist) commit(bufs [][]byte) error {
 					p.w.Discard()
 					return err
 				}
+				n++
 			}
 		}
+	}
+	if n == 0 {
+		return nil // a MAC segment that moved, say
 	}
 	start := time.Now()
 	if err := p.w.Commit(); err != nil {
@@ -219,13 +228,4 @@ func (p *persist) note(d time.Duration) {
 func (p *persist) close() {
 	p.w.Close()
 	p.dir.Close()
-}
-
-// macValues returns the recovered MAC entries.
-func (rec *recovered) macValues() []macValue {
-	out := make([]macValue, 0, len(rec.macs))
-	for _, v := range rec.macs {
-		out = append(out, v)
-	}
-	return out
 }

@@ -13,6 +13,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,9 +49,12 @@ type Config struct {
 	// journal.
 	State       string
 	StateRepair bool
-	Limits      Limits       // what peers can make rtmd hold; zero fields take the defaults
-	Version     string       // reported to clients
-	Log         *slog.Logger // nil means slog.Default()
+	// ResumeWindow is how many bytes of changes rtmd keeps for
+	// subscribers that resume; 0 means DefaultResumeWindow.
+	ResumeWindow int
+	Limits       Limits       // what peers can make rtmd hold; zero fields take the defaults
+	Version      string       // reported to clients
+	Log          *slog.Logger // nil means slog.Default()
 }
 
 // Version is rtmd's version.
@@ -83,11 +87,14 @@ type Server struct {
 
 	queue     *mq.Queue
 	tcp       net.Listener
-	compatLns []*net.UnixListener // one per Config.Compat
-	objects   *macObjects         // with a ghk84 compat socket: the per-MAC objects; else nil
-	hellos    sync.WaitGroup      // compat connections not yet handed to the loop
-	persist   *persist            // the state directory; nil without Config.State
-	halt      error               // set by the loop: rtmd must stop
+	compatLns []*net.UnixListener   // one per Config.Compat
+	objects   *macObjects           // with a ghk84 compat socket: the per-MAC objects; else nil
+	hellos    sync.WaitGroup        // compat connections not yet handed to the loop
+	persist   *persist              // the state directory; nil without Config.State
+	halt      error                 // set by the loop: rtmd must stop
+	history   [wire.HistoryLen]byte // the state directory's, or random: told in Welcome
+	window    window                // published changes kept for subscribers that resume; owned by the loop
+	published uint64                // the sequence number of the last change published
 	started   time.Time
 	inputs    [nInputs]counter // owned by the loop
 
@@ -131,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MACCap <= 0 {
 		cfg.MACCap = DefaultMACCap
+	}
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
 	}
 	cfg.Limits.setDefaults()
 	gid, err := lookupGroup(cfg.Group)
@@ -196,15 +206,21 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if cfg.State != "" {
-		p, rec, err := openPersist(cfg.State, cfg.StateRepair, s.log)
+		p, rec, err := openPersist(cfg.State, cfg.StateRepair, cfg.ResumeWindow, s.log)
 		if err != nil {
 			return fail(err)
 		}
 		s.persist = p
+		s.history = p.dir.History
 		if err := s.restore(rec); err != nil {
 			return fail(err)
 		}
+		s.window = rec.window
 		s.log.Info("state read back", "dir", cfg.State, "seq", s.seq, "routes", s.table.Len(), "macs", len(s.macs.entries))
+	}
+	if s.persist == nil {
+		rand.Read(s.history[:]) // a run of its own
+		s.window.max = cfg.ResumeWindow
 	}
 	if cfg.Listen != "" {
 		if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {

@@ -46,7 +46,7 @@ const MinRouteLen = 2 + 4 + 1 + 1
 // Frame types.
 const (
 	THello     = 1  // client: magic, version, name
-	TWelcome   = 2  // server: version, current sequence, server version text
+	TWelcome   = 2  // server: version, current sequence, server version text, history id
 	TError     = 3  // server: a fatal error; the connection closes after it
 	TRequest   = 4  // client: id, kind, body
 	TReply     = 5  // server: id, status, body
@@ -56,7 +56,13 @@ const (
 	TChanges   = 9  // server: first sequence, count, change records
 	TMACSeg    = 10 // server: the MAC segment that slots refer to from here on
 	TSnapMACs  = 11 // server: MAC keys of the snapshot, with their slots
+	TResumed   = 12 // server: sequence S: the client's table at S stands; the changes after S follow
 )
+
+// HistoryLen is the length of a history id: rtmd's state directory's, or
+// a random one per run without one. Sequence numbers of two histories do
+// not continue each other.
+const HistoryLen = 16
 
 // Request kinds.
 const (

@@ -145,7 +145,8 @@ func TestStateDamage(t *testing.T) {
 // TestStateCrashConsistency: rtmd is killed (SIGKILL) at seeded moments
 // while several writers change routes one at a time, and during a big
 // load. After each restart every change a writer was told is done is
-// there, and the sequence number did not go back.
+// there, the sequence number did not go back, and a subscriber that was
+// connected all along holds rtmd's table.
 func TestStateCrashConsistency(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	file := filepath.Join(t.TempDir(), "load.routes")
@@ -158,10 +159,29 @@ func TestStateCrashConsistency(t *testing.T) {
 	acked := map[netip.Prefix]bool{} // routes whose add was acknowledged and not deleted since
 	var lastSeq uint64
 	loaded := false
+	// A subscriber that stays through every crash, resuming (or, after a
+	// load, resyncing) each time.
+	sock := filepath.Join(shortDir(t), "c.sock")
+	var ev events
+	m := &client.Mirror{Address: sock, OnEvent: ev.add}
+	mctx, mcancel := context.WithCancel(context.Background())
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); m.Run(mctx) }()
+	defer func() { mcancel(); <-mdone }()
 	for point := range 20 {
-		d := startRtmd(t, "-state", dir)
-		if st := d.status(); st.Seq < lastSeq {
+		d := startRtmd(t, "-socket", sock, "-state", dir)
+		st := d.status()
+		if st.Seq < lastSeq {
 			t.Fatalf("point %d: seq went back from %d to %d", point, lastSeq, st.Seq)
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := m.WaitSeq(wctx, st.Seq)
+		wcancel()
+		if err != nil {
+			t.Fatalf("point %d: the subscriber did not reach %d: %v", point, st.Seq, err)
+		}
+		if got, _ := d.table(); m.Len() != len(got) {
+			t.Fatalf("point %d: the subscriber holds %d routes, rtmd %d", point, m.Len(), len(got))
 		}
 		// What was acknowledged is there.
 		have := map[string]bool{}
@@ -216,11 +236,24 @@ func TestStateCrashConsistency(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
-		st := d.status()
+		st = d.status()
 		d.kill()
 		cancel()
 		wg.Wait()
 		lastSeq = st.Seq
+	}
+	resumed, resets := 0, 0
+	for _, e := range ev.take() {
+		switch {
+		case strings.HasPrefix(e, "resumed@"):
+			resumed++
+		case strings.HasPrefix(e, "reset"):
+			resets++
+		}
+	}
+	t.Logf("the subscriber resumed %d times and took the table %d times", resumed, resets)
+	if resumed == 0 {
+		t.Error("the subscriber never resumed")
 	}
 }
 

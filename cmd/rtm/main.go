@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -261,6 +262,8 @@ func (e *env) do(ctx context.Context, cmd command.Command) error {
 		return e.load(ctx, cmd.File)
 	case command.RouteShow:
 		return e.show(ctx, cmd)
+	case command.Save:
+		return e.save(ctx, cmd.File)
 	case command.MACShow, command.MACGet, command.MACLoad:
 		return e.macCommand(ctx, cmd)
 	}
@@ -452,6 +455,55 @@ func (e *env) printRoute(r client.Route) {
 
 // show prints the routes that cmd.Sel picks. It subscribes for a snapshot
 // on a connection of its own, since the subscription stays on it.
+// save writes every route to file, whole or not at all: a temporary file
+// in its directory, renamed over it once written and synced.
+func (e *env) save(ctx context.Context, file string) (err error) {
+	c, err := e.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, done := e.request(ctx, 1)
+	defer done()
+	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriter(f)
+	rw := command.RouteWriter{W: w}
+	n := 0
+	seq, err := c.Snapshot(ctx, func(p client.Route) {
+		rw.Route(internalRoute(p))
+		n++
+	})
+	if err == nil {
+		err = rw.Close()
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), file)
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", file, err)
+	}
+	fmt.Fprintf(e.stdout, "saved %d routes at sequence %d to %s\n", n, seq, file)
+	return nil
+}
+
 func (e *env) show(ctx context.Context, cmd command.Command) error {
 	c, err := e.dial(ctx)
 	if err != nil {

@@ -463,3 +463,26 @@ func TestResume(t *testing.T) {
 		t.Errorf("rtmd back without its state: %q, want a reset for the history first", got)
 	}
 }
+
+// TestSave: rtm save writes every route, of every table, in the form route
+// load reads back.
+func TestSave(t *testing.T) {
+	d := startRtmd(t)
+	d.mustRtm("route", "add", "10.1.0.0/16", "via", "192.0.2.1", "dev", "eth0", "metric", "5")
+	d.mustRtm("route", "add", "10.2.0.0/16", "table", "100", "nexthop", "via", "192.0.2.1", "dev", "eth0", "nexthop", "via", "192.0.2.2", "dev", "eth1")
+	d.mustRtm("route", "add", "2001:db8::/32", "dev", "eth0")
+	d.mustRtm("route", "add", "blackhole", "10.3.0.0/16")
+	want, _ := d.table()
+	file := filepath.Join(t.TempDir(), "routes")
+	if out := d.mustRtm("save", file); !strings.Contains(out, "saved 4 routes at sequence 4 to "+file) {
+		t.Errorf("rtm save: %q", out)
+	}
+	d2 := startRtmd(t)
+	d2.mustRtm("route", "load", file)
+	if got, _ := d2.table(); !slices.Equal(got, want) {
+		t.Errorf("saved and loaded:\n%s", diff(got, want))
+	}
+	if _, errs, code := d.rtm("", "save", filepath.Join(t.TempDir(), "no", "such", "dir", "f")); code == 0 || !strings.Contains(errs, "save") {
+		t.Errorf("save into a missing directory: exit %d, %q", code, errs)
+	}
+}

@@ -99,7 +99,10 @@ type Mirror struct {
 	Dialer  Dialer
 	// OnEvent, if set, is called for every event, in order, from Run's
 	// goroutine, after the event is applied to the mirror.
-	OnEvent func(Event)
+	// NoResume makes every reconnection take the whole table, as before
+	// rtmd could resume a subscriber.
+	NoResume bool
+	OnEvent  func(Event)
 	// OnError, if set, is called with each error that ends a connection,
 	// before Run reconnects.
 	OnError func(error)
@@ -371,7 +374,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 	// A mirror that holds a table of rtmd's history asks for what it
 	// missed; one whose rtmd has another history now says so.
 	m.mu.Lock()
-	resume := m.synced && m.history == c.History
+	resume := m.synced && m.history == c.History && !m.NoResume
 	newHistory := m.synced && m.history != c.History
 	after := m.seq
 	m.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -548,4 +549,73 @@ func (b *bench) mac(ctx context.Context) error {
 func parseRoute(line string) (route.Route, error) {
 	r, _, err := route.ParseLine(line)
 	return r, err
+}
+
+// restart kills rtmd (SIGKILL) holding the route file's routes, with
+// subscribers connected, starts it again on the same socket and state,
+// and measures how long until it serves again (a client's Hello is
+// answered: the state is read back) and, after that, until every
+// subscriber is synced again: resuming, and taking the whole table.
+func (b *bench) restart(ctx context.Context) error {
+	file, err := b.routeFile(b.cfg.Routes, false)
+	if err != nil {
+		return err
+	}
+	subs := max(b.cfg.Clients, 1)
+	for _, mode := range []string{"restart", "restart-table"} {
+		var serving, back []float64
+		for run := range b.cfg.Runs {
+			b.progress(" %s run %d", mode, run+1)
+			b.daemons++
+			socket := filepath.Join(b.dir, fmt.Sprintf("rtm%d.sock", b.daemons))
+			state := filepath.Join(b.dir, fmt.Sprintf("state%d", b.daemons))
+			d, err := b.startRtmdOn(ctx, socket, state)
+			if err != nil {
+				return err
+			}
+			if out, err := exec.CommandContext(ctx, b.cfg.RTM, "-s", socket, "route", "load", file).CombinedOutput(); err != nil {
+				d.stop()
+				return fmt.Errorf("rtm route load: %v: %s", err, out)
+			}
+			ss, err := b.startSubs(ctx, socket, mode, subs, 0)
+			if err != nil {
+				d.stop()
+				return err
+			}
+			start := monotonic()
+			d.cmd.Process.Kill()
+			<-d.done
+			d, err = b.startRtmdOn(ctx, socket, state)
+			if err != nil {
+				killAll(ss)
+				return err
+			}
+			up := monotonic()
+			last := up
+			for _, s := range ss {
+				rep, err := s.result()
+				if err != nil {
+					killAll(ss)
+					d.stop()
+					return err
+				}
+				if rep.Resumed != (mode == "restart") {
+					killAll(ss)
+					d.stop()
+					return fmt.Errorf("%s: a subscriber resumed: %v", mode, rep.Resumed)
+				}
+				last = max(last, rep.DoneNs)
+			}
+			d.stop()
+			serving = append(serving, float64(up-start)/1e9)
+			back = append(back, float64(last-up)/1e9)
+		}
+		if mode == "restart" {
+			b.add("restart", 0, "serving_again_s", "s", serving)
+			b.add("restart", subs, "subscribers_resumed_s", "s", back)
+		} else {
+			b.add("restart", subs, "subscribers_resynced_s", "s", back)
+		}
+	}
+	return nil
 }

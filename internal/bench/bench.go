@@ -102,6 +102,9 @@ type bench struct {
 	dir     string // private directory: sockets, route files
 	results []Result
 	mem     *loadRun // the load with the most subscribers, for "memory"
+	// inMemory starts rtmd with -state none: the reference that tells
+	// what its journal costs.
+	inMemory bool
 	daemons int      // rtmds started, for their socket names
 
 	createdMu sync.Mutex
@@ -253,6 +256,9 @@ func (b *bench) startRtmd(ctx context.Context) (*daemon, error) {
 // a crash, on the same ones.
 func (b *bench) startRtmdOn(ctx context.Context, socket, state string) (*daemon, error) {
 	d := &daemon{socket: socket, done: make(chan struct{})}
+	if b.inMemory {
+		state = "none"
+	}
 	d.cmd = exec.Command(b.cfg.RTMD, "-socket", d.socket, "-no-console", "-backlog", strconv.Itoa(256<<20), "-state", state)
 	log := &tail{max: 4 << 10}
 	d.cmd.Stderr = log

@@ -116,7 +116,7 @@ func (b *bench) load(ctx context.Context) error {
 	}
 	n := b.cfg.Routes
 	for _, subs := range b.subCounts() {
-		var rates, done []float64
+		var rates, done, memRates []float64
 		var last loadRun
 		for i := range b.cfg.Runs {
 			b.progress(" %d subscribers run %d", subs, i+1)
@@ -127,6 +127,15 @@ func (b *bench) load(ctx context.Context) error {
 			rates = append(rates, float64(n)/r.seconds)
 			done = append(done, r.allDone)
 			last = r
+			if subs == 0 { // and the same without the journal, alternating
+				b.inMemory = true
+				r, err := b.loadOnce(ctx, file, n, subs)
+				b.inMemory = false
+				if err != nil {
+					return err
+				}
+				memRates = append(memRates, float64(n)/r.seconds)
+			}
 		}
 		if subs == max(b.cfg.Clients, 1) {
 			b.mem = &last
@@ -135,7 +144,7 @@ func (b *bench) load(ctx context.Context) error {
 		redis := b.redisLoad(ctx, file, n, subs)
 		if subs == 0 {
 			limit := b.fanoutRef(ctx, bytes, 1, func(s float64) float64 { return float64(n) / s })
-			b.add("load", 0, "routes_per_s", "routes/s", rates, limit, kernel.rate, redis.rate)
+			b.add("load", 0, "routes_per_s", "routes/s", rates, limit, kernel.rate, redis.rate, Reference{Name: "state-none", Median: median(memRates)})
 			continue
 		}
 		limit := b.fanoutRef(ctx, bytes, subs, func(s float64) float64 { return s })
@@ -229,7 +238,7 @@ func (b *bench) churn(ctx context.Context) error {
 		return err
 	}
 	subs := max(b.cfg.Clients, 1)
-	var rates, backlogs []float64
+	var rates, backlogs, memRates []float64
 	var refBytes, refChanges int
 	for run := range b.cfg.Runs {
 		b.progress(" run %d", run+1)
@@ -239,10 +248,17 @@ func (b *bench) churn(ctx context.Context) error {
 		}
 		rates = append(rates, rate)
 		backlogs = append(backlogs, backlog)
+		b.inMemory = true // and the same without the journal, alternating
+		memRate, _, _, _, err := b.churnOnce(ctx, file, routes, subs, run)
+		b.inMemory = false
+		if err != nil {
+			return err
+		}
+		memRates = append(memRates, memRate)
 		refBytes, refChanges = bytes, changes
 	}
 	limit := b.fanoutRef(ctx, refBytes, subs, func(s float64) float64 { return float64(refChanges) / s })
-	b.add("churn", subs, "changes_per_s", "changes/s", rates, limit)
+	b.add("churn", subs, "changes_per_s", "changes/s", rates, limit, Reference{Name: "state-none", Median: median(memRates)})
 	b.add("churn", subs, "max_backlog", "bytes", backlogs, Reference{Name: "ipc-limit", Skipped: "no reference: a plain fan-out keeps no backlog"})
 	return nil
 }

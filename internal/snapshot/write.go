@@ -26,7 +26,7 @@ var createFile = func(name string) (file, error) {
 }
 
 // Write writes a snapshot of header h, the routes and the MAC entries to
-// path and returns its size. It writes path+".tmp" (which must not exist:
+// path and returns its size; routes may be nil for none. It writes path+".tmp" (which must not exist:
 // one left by a crash is for the caller, who holds the state directory's
 // lock, to remove), syncs it, renames it to path and syncs the directory,
 // so path holds either the old file or the whole new one. On any error the
@@ -59,6 +59,9 @@ func Write(path string, h Header, routes iter.Seq[route.Route], macs []MAC) (siz
 	}()
 	w.write(make([]byte, HeaderLen)) // the counts are known at the end
 	rw := wire.RouteWriter{Typ: wire.TSnapshot}
+	if routes == nil {
+		routes = func(func(route.Route) bool) {}
+	}
 	for r := range routes {
 		// The reader validates every route; a snapshot it would refuse
 		// must not replace a journal.

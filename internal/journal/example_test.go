@@ -73,6 +73,6 @@ func Example() {
 	// Output:
 	// replay "change 1"
 	// replay "change 2"
-	// torn tail at offset 80, 6 bytes dropped
-	// journal size 96
+	// torn tail at offset 88, 6 bytes dropped
+	// journal size 108
 }

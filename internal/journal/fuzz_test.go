@@ -31,6 +31,13 @@ func FuzzReader(f *testing.F) {
 	f.Add(append(bytes.Clone(whole), make([]byte, 100)...))
 	f.Add(seedJournal())
 	f.Add(seedJournal([]byte{0}, bytes.Repeat([]byte{0xff}, 300)))
+	// A length damaged to run past the end: the record header's checksum
+	// makes it damage, not a torn tail.
+	long := bytes.Clone(whole)
+	long[journal.HeaderLen+2] = 1
+	f.Add(long)
+	// A record header of zeros, then zeros: a torn tail.
+	f.Add(append(seedJournal(payloads(1)...), make([]byte, 40)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := journal.NewReaderBytes("fuzz", b)
 		if err != nil {

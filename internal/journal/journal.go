@@ -9,17 +9,21 @@
 // the sequence number before the first record, and a CRC-32C of the header),
 // then records of
 //
-//	uint32 length | uint32 CRC-32C (Castagnoli) of the payload | payload
+//	uint32 length | uint32 CRC-32C (Castagnoli) of the payload |
+//	uint32 CRC-32C of the record's bytes 0-7 | payload
 //
-// little-endian. Payloads are opaque here; rtmd stores the wire package's
+// little-endian. The record header's own check lets a reader tell a damaged
+// length from a write cut short. Payloads are opaque here; rtmd stores the wire package's
 // Changes frames in them, so one decoder serves the socket and the journal.
 // A payload is 1 to MaxPayload bytes.
 //
 // # Damage
 //
 // A crash in the middle of a write leaves a torn tail: the file ends inside
-// a record, or a record is wrong and nothing, or nothing but zero bytes,
-// follows it (a file system may grow the file before it writes the data). The Reader
+// a record (inside its header, or inside a payload whose header is valid),
+// or a record's header or payload fails its check and nothing, or nothing
+// but zero bytes, follows it (a file system may grow the file before it
+// writes the data). The Reader
 // reports that as a *DamageError with Torn set, which rtmd cuts off and
 // logs. Damage anywhere else is a *DamageError without Torn; rtmd refuses
 // it unless asked to Repair.
@@ -44,8 +48,9 @@ const (
 	Version = 1
 	// HeaderLen is the size of the file header.
 	HeaderLen = 48
-	// RecordHeaderLen is the size of a record's length and checksum.
-	RecordHeaderLen = 8
+	// RecordHeaderLen is the size of a record's header: length, payload
+	// checksum, and the checksum of those two.
+	RecordHeaderLen = 12
 	// MaxPayload bounds a record's payload, so that a damaged length
 	// cannot make a reader allocate more.
 	MaxPayload = 64 << 20
@@ -113,9 +118,16 @@ func parseHeader(b []byte) (Header, error) {
 }
 
 // appendRecord appends p framed as a record to b.
+//
+//	0  4  payload length N
+//	4  4  CRC-32C of the payload
+//	8  4  CRC-32C of bytes 0-7
+//	12 N  payload
 func appendRecord(b, p []byte) []byte {
+	start := len(b)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(p, castagnoli))
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 	return append(b, p...)
 }
 

@@ -2,8 +2,10 @@ package journal_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -224,7 +226,7 @@ func TestTornTail(t *testing.T) {
 				return
 			}
 		}
-		for i := last + journal.RecordHeaderLen - 4; i < int64(len(whole)); i++ {
+		for i := last + journal.RecordHeaderLen; i < int64(len(whole)); i++ {
 			if !yield(fmt.Sprintf("byte %d flipped", i), flip(whole, int(i))) {
 				return
 			}
@@ -264,9 +266,10 @@ func TestTornTail(t *testing.T) {
 	}
 }
 
-// TestDamage flips bytes of a record in the middle: the reader refuses the
-// journal with its name and the record's offset, and Repair keeps the
-// records before it.
+// TestDamage flips every byte of a record in the middle, its header
+// included: the reader refuses the journal with its name and the record's
+// offset, and Repair keeps the records before it. A flipped byte in the
+// last record's header is damage too, since its payload follows it.
 func TestDamage(t *testing.T) {
 	ps := payloads(5)
 	path, offs := writeJournal(t, ps)
@@ -274,66 +277,94 @@ func TestDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, end := offs[2], offs[3]
-	for i := start; i < end; i++ {
-		if i < start+4 && whole[i] == 0 {
-			// A length byte that is zero: setting a bit in it makes the
-			// record run past the end of the file, which reads as a torn
-			// tail (TestDamagedLengthReadsAsTorn).
-			continue
+	for k, rec := range []struct{ start, end int64 }{
+		{offs[2], offs[3]},
+		{offs[4], offs[4] + journal.RecordHeaderLen},
+	} {
+		start := rec.start
+		for i := rec.start; i < rec.end; i++ {
+			b := flip(whole, int(i))
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := readAll(t, path)
+			var d *journal.DamageError
+			if !errors.As(err, &d) || d.Torn || d.Offset != start {
+				t.Fatalf("byte %d flipped: read error %v, want damage at offset %d", i, err, start)
+			}
+			if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprintf("offset %d", start)) {
+				t.Fatalf("byte %d flipped: error %q does not name the file and offset %d", i, msg, start)
+			}
+			kept := ps[:2+2*k]
+			samePayloads(t, got, kept)
+			if _, err := journal.OpenAppend(path); !errors.As(err, &d) {
+				t.Fatalf("byte %d flipped: OpenAppend = %v, want the damage", i, err)
+			}
+			d, err = journal.Repair(path)
+			if err != nil || d == nil || d.Torn || d.Offset != start || d.Dropped() != int64(len(whole))-start {
+				t.Fatalf("byte %d flipped: Repair = %v, %v; want the damage at %d, %d bytes dropped", i, d, err, start, int64(len(whole))-start)
+			}
+			got, _, err = readAll(t, path)
+			if err != nil {
+				t.Fatalf("byte %d flipped: after Repair: %v", i, err)
+			}
+			samePayloads(t, got, kept)
+			w, err := journal.OpenAppend(path)
+			if err != nil {
+				t.Fatalf("byte %d flipped: OpenAppend after Repair: %v", i, err)
+			}
+			w.Close()
 		}
-		b := flip(whole, int(i))
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		got, _, err := readAll(t, path)
-		var d *journal.DamageError
-		if !errors.As(err, &d) || d.Torn || d.Offset != start {
-			t.Fatalf("byte %d flipped: read error %v, want damage at offset %d", i, err, start)
-		}
-		if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprintf("offset %d", start)) {
-			t.Fatalf("byte %d flipped: error %q does not name the file and offset %d", i, msg, start)
-		}
-		samePayloads(t, got, ps[:2])
-		if _, err := journal.OpenAppend(path); !errors.As(err, &d) {
-			t.Fatalf("byte %d flipped: OpenAppend = %v, want the damage", i, err)
-		}
-		d, err = journal.Repair(path)
-		if err != nil || d == nil || d.Torn || d.Offset != start || d.Dropped() != int64(len(whole))-start {
-			t.Fatalf("byte %d flipped: Repair = %v, %v; want the damage at %d, %d bytes dropped", i, d, err, start, int64(len(whole))-start)
-		}
-		got, _, err = readAll(t, path)
-		if err != nil {
-			t.Fatalf("byte %d flipped: after Repair: %v", i, err)
-		}
-		samePayloads(t, got, ps[:2])
-		w, err := journal.OpenAppend(path)
-		if err != nil {
-			t.Fatalf("byte %d flipped: OpenAppend after Repair: %v", i, err)
-		}
-		w.Close()
 	}
 }
 
-// TestDamagedLengthReadsAsTorn pins a limit of the format: a length damaged
-// so that the record runs past the end of the file cannot be told from a
-// write cut short, and reads as a torn tail at that record.
-func TestDamagedLengthReadsAsTorn(t *testing.T) {
+// TestDamagedLengthRefused damages length fields so that the record runs
+// past the end of the file, which a format without a check of the record
+// header would read as a torn tail and cut silently: the record header's
+// checksum tells it from a write cut short. A valid record header with a
+// length no writer writes is damage too.
+func TestDamagedLengthRefused(t *testing.T) {
 	ps := payloads(5)
 	path, offs := writeJournal(t, ps)
 	whole, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := bytes.Clone(whole)
-	b[offs[2]+2] = 1 // + 64 KiB
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
+	// rehead gives the record at off the length n and a header checksum
+	// that matches.
+	rehead := func(b []byte, off int64, n uint32) []byte {
+		b = bytes.Clone(b)
+		binary.LittleEndian.PutUint32(b[off:], n)
+		binary.LittleEndian.PutUint32(b[off+8:], crc32.Checksum(b[off:off+8], crc32.MakeTable(crc32.Castagnoli)))
+		return b
 	}
-	_, _, err = readAll(t, path)
-	var d *journal.DamageError
-	if !errors.As(err, &d) || !d.Torn || d.Offset != offs[2] {
-		t.Fatalf("read error %v, want a torn tail at %d", err, offs[2])
+	for _, tc := range []struct {
+		name   string
+		b      []byte
+		at     int64
+		reason string
+	}{
+		{"middle record runs past the end", func() []byte { b := bytes.Clone(whole); b[offs[2]+2] = 1; return b }(), offs[2], "record header checksum"},
+		{"last record runs past the end", func() []byte { b := bytes.Clone(whole); b[offs[4]+1] ^= 1; return b }(), offs[4], "record header checksum"},
+		{"valid header, length 0", rehead(whole, offs[2], 0), offs[2], "length 0"},
+		{"valid header, length over the limit", rehead(whole, offs[2], journal.MaxPayload+1), offs[2], "more than the"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(path, tc.b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = readAll(t, path)
+			var d *journal.DamageError
+			if !errors.As(err, &d) || d.Torn || d.Offset != tc.at || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("read error %v, want damage at %d (%q)", err, tc.at, tc.reason)
+			}
+			if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprintf("damaged record at offset %d", tc.at)) {
+				t.Fatalf("error %q does not name the file and offset %d", msg, tc.at)
+			}
+			if _, err := journal.OpenAppend(path); !errors.As(err, &d) || d.Torn {
+				t.Fatalf("OpenAppend = %v, want the damage", err)
+			}
+		})
 	}
 }
 

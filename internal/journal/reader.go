@@ -107,11 +107,18 @@ func (r *Reader) next() ([]byte, error) {
 	}
 	n := int64(binary.LittleEndian.Uint32(rh[:]))
 	sum := binary.LittleEndian.Uint32(rh[4:])
+	if got, want := crc32.Checksum(rh[:8], castagnoli), binary.LittleEndian.Uint32(rh[8:]); got != want {
+		// The length cannot be trusted, so what follows is judged from
+		// the end of the record header.
+		return nil, r.badRecord(fmt.Sprintf("record header checksum %#08x, record says %#08x (length field %d)", got, want, n), r.off+RecordHeaderLen)
+	}
+	// The header is what a writer wrote: a length it never writes is
+	// damage, and a payload cut short is a torn tail.
 	switch {
 	case n == 0:
-		return nil, r.badRecord("length 0", r.off+RecordHeaderLen)
+		return nil, r.damage(false, "length 0 in a valid record header")
 	case n > MaxPayload:
-		return nil, r.badRecord(fmt.Sprintf("length %d, more than the %d-byte limit", n, MaxPayload), r.off+RecordHeaderLen)
+		return nil, r.damage(false, fmt.Sprintf("length %d in a valid record header, more than the %d-byte limit", n, MaxPayload))
 	case n > left-RecordHeaderLen:
 		return nil, r.damage(true, fmt.Sprintf("length %d, but the file ends after %d", n, left-RecordHeaderLen))
 	}
@@ -130,9 +137,10 @@ func (r *Reader) next() ([]byte, error) {
 }
 
 // badRecord reports the record at r.off, whose bytes up to from are all in
-// the file but wrong. It is a torn tail when nothing but zero bytes
-// follows from: the last write was cut short, and perhaps the file system
-// had grown the file without writing the data. Anything else is damage.
+// the file but fail a check (the record header's or the payload's). It is
+// a torn tail when nothing but zero bytes follows from: the last write was
+// cut short, and perhaps the file system had grown the file without writing
+// the data. Anything else is damage.
 func (r *Reader) badRecord(reason string, from int64) error {
 	zero, err := r.zeroFrom(from)
 	if err != nil {

@@ -105,7 +105,7 @@ type bench struct {
 	// inMemory starts rtmd with -state none: the reference that tells
 	// what its journal costs.
 	inMemory bool
-	daemons int      // rtmds started, for their socket names
+	daemons  int // rtmds started, for their socket names
 
 	createdMu sync.Mutex
 }

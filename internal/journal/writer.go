@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // file is what a Writer needs of an *os.File; tests put failures behind it.
@@ -97,6 +98,16 @@ func (w *Writer) Append(p []byte) error {
 	return nil
 }
 
+// Reserve makes room for records of n payload bytes in all, so that
+// appending a big turn copies each payload once.
+func (w *Writer) Reserve(records, n int) {
+	w.buf = slices.Grow(w.buf, records*RecordHeaderLen+n)
+}
+
+// keepBuf is the largest buffer a Writer keeps between commits: a big
+// load's is handed back rather than held.
+const keepBuf = 4 << 20
+
 // Buffered returns the number of records and bytes appended since the last
 // successful Commit.
 func (w *Writer) Buffered() (records, bytes int) { return w.n, len(w.buf) }
@@ -143,6 +154,9 @@ func (w *Writer) Commit() error {
 	}
 	w.size += int64(len(w.buf))
 	w.buf, w.n = w.buf[:0], 0
+	if cap(w.buf) > keepBuf {
+		w.buf = nil
+	}
 	return nil
 }
 

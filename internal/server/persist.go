@@ -168,6 +168,17 @@ func (rec *recovered) apply(c *wire.Change) {
 // commit stores a turn's changes: every Changes frame in bufs, in one
 // write and one fsync.
 func (p *persist) commit(bufs [][]byte) error {
+	frames, size := 0, 0
+	for _, b := range bufs {
+		for {
+			_, payload, rest, ok := wire.NextFrame(b)
+			if !ok {
+				break
+			}
+			frames, size, b = frames+1, size+len(payload), rest
+		}
+	}
+	p.w.Reserve(frames, size)
 	n := 0
 	for _, b := range bufs {
 		for {

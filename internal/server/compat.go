@@ -84,20 +84,9 @@ func (c *conn) compatHello() error {
 		return fmt.Errorf("reading its pid: %w", err)
 	}
 	c.nc.SetReadDeadline(time.Time{})
-	pid := int32(binary.LittleEndian.Uint32(b[:]))
-	if pid != c.cred.Pid {
-		c.s.rates.warn("compat pid", "ghk84 client's pid is not the socket peer's; it is not signalled on a flush", "client", c, "pid", pid)
-		return nil
-	}
-	fd, err := peerPidfd(c)
-	if err == nil {
-		err = unix.PidfdSendSignal(fd, 0, nil, 0)
-		if err != nil {
-			unix.Close(fd)
-		}
-	}
+	fd, err := signalTarget(c, int32(binary.LittleEndian.Uint32(b[:])))
 	if err != nil {
-		c.s.rates.warn("compat pidfd", "cannot signal this ghk84 client; a flush reaches it as DELETEs", "client", c, "err", err)
+		c.s.rates.warn("compat pid", "ghk84 client not signalled on a flush; it gets DELETEs", "client", c, "err", err)
 		return nil
 	}
 	c.sigfd = fd

@@ -299,10 +299,8 @@ func TestAdvGHK84Churn(t *testing.T) {
 			t.Errorf("%s: no loop-0 record as rtmd stopped", g.name)
 		}
 	}
-	for _, m := range pool {
-		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("object of %v after rtmd stopped: %v", m, err)
-		}
+	if left := withObjects(pool...); len(left) > 0 {
+		t.Errorf("objects of %v after rtmd stopped", left)
 	}
 }
 
@@ -354,14 +352,7 @@ func TestAdvGHK84HoarderHoldsObjects(t *testing.T) {
 		}
 	}
 	eventually(t, "the hoarding client to be dropped", func() bool { return len(compatClients(t, d)) == 0 })
-	eventually(t, "the deleted MACs' objects to go", func() bool {
-		for _, m := range macs {
-			if _, err := macObject(m); err == nil {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "the deleted MACs' objects to go", func() bool { return len(withObjects(macs...)) == 0 })
 }
 
 // TestAdvGHK84HoarderUnderBound: below the bound the hoarder keeps the
@@ -389,14 +380,7 @@ func TestAdvGHK84HoarderUnderBound(t *testing.T) {
 	for range 2 * len(macs) {
 		g.next()
 	}
-	eventually(t, "the objects to go once read", func() bool {
-		for _, m := range macs {
-			if _, err := macObject(m); err == nil {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "the objects to go once read", func() bool { return len(withObjects(macs...)) == 0 })
 	if len(compatClients(t, d)) != 1 {
 		t.Error("the client was dropped")
 	}
@@ -449,10 +433,8 @@ func TestAdvGHK84PlantedNames(t *testing.T) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		t.Errorf("the planted directory after rtmd stopped: %v", err)
 	}
-	for _, m := range []client.MAC{macs[0], macs[2]} {
-		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("object of %v after rtmd stopped: %v", m, err)
-		}
+	if left := withObjects(macs[0], macs[2]); len(left) > 0 {
+		t.Errorf("objects of %v after rtmd stopped", left)
 	}
 }
 
@@ -487,10 +469,7 @@ func TestAdvGHK84StopWhileStuck(t *testing.T) {
 		t.Errorf("the object of a MAC whose DELETE the client has not read: %v", err)
 	}
 	stuck.nc.Close()
-	eventually(t, "the flushed MAC's object to go", func() bool {
-		_, err := macObject(macs[0])
-		return errors.Is(err, os.ErrNotExist)
-	})
+	eventually(t, "the flushed MAC's object to go", func() bool { return len(withObjects(macs[0])) == 0 })
 	select {
 	case <-sig:
 		t.Error("a client that read nothing was signalled")
@@ -520,10 +499,8 @@ func TestAdvGHK84StopWhileStuck(t *testing.T) {
 			Type: client.Unicast, NextHops: []client.NextHop{{Gateway: netip.MustParseAddr("192.0.2.1"), Dev: "eth0"}}})
 	}
 	d.stop() // fails the test if rtmd takes over 10 s or exits non-zero
-	for _, m := range macs {
-		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("object of %v after rtmd stopped: %v", m, err)
-		}
+	if left := withObjects(macs...); len(left) > 0 {
+		t.Errorf("objects of %v after rtmd stopped", left)
 	}
 }
 
@@ -588,13 +565,7 @@ func TestAdvGHK84MuteClientPinsObjects(t *testing.T) {
 		t.Fatalf("rtm -batch: exit %d: %s", code, errs)
 	}
 	time.Sleep(3 * time.Second) // three write timeouts
-	left := 0
-	for _, m := range macs {
-		if _, err := macObject(m); err == nil {
-			left++
-		}
-	}
-	if left > 0 {
+	if left := len(withObjects(macs...)); left > 0 {
 		t.Errorf("3 s after 20 MACs were added and deleted in one batch (sent to no client), with -write-timeout 1s: %d of their objects are still in %s, held by a ghk84 client that reads nothing (still connected: %d)",
 			left, shm.Dir, len(compatClients(t, d)))
 	}

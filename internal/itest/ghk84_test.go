@@ -50,6 +50,18 @@ func macObject(m client.MAC) (string, error) {
 	return s, nil
 }
 
+// withObjects returns those of macs that have an object in /dev/shm:
+// anything there but nothing counts, a bad object too.
+func withObjects(macs ...client.MAC) []client.MAC {
+	var out []client.MAC
+	for _, m := range macs {
+		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // ghkReader is a ghk84 client in the test: it reads records and checks
 // each against the layout and against what it was sent.
 type ghkReader struct {
@@ -201,10 +213,7 @@ func TestGHK84(t *testing.T) {
 	if rec := g.expect(compat.Delete, compat.MACs, compat.MACsDone); rec.MAC != mac.Addr(macs[1]) {
 		t.Errorf("DELETE of %v", rec.MAC)
 	}
-	eventually(t, "the deleted MAC's object to go", func() bool {
-		_, err := macObject(macs[1])
-		return errors.Is(err, os.ErrNotExist)
-	})
+	eventually(t, "the deleted MAC's object to go", func() bool { return len(withObjects(macs[1])) == 0 })
 
 	// A MAC whose IP becomes IPv6 is deleted from the client.
 	d.mustRtm("mac", "change", macs[0].String(), "2001:db8::9")
@@ -235,10 +244,8 @@ func TestGHK84(t *testing.T) {
 	if _, err := g.next(); !errors.Is(err, io.EOF) {
 		t.Errorf("after the last record: %v, want EOF", err)
 	}
-	for _, m := range macs {
-		if _, err := macObject(m); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("object of %v after rtmd stopped: %v", m, err)
-		}
+	if left := withObjects(macs...); len(left) > 0 {
+		t.Errorf("objects of %v after rtmd stopped", left)
 	}
 }
 
@@ -260,10 +267,7 @@ func TestGHK84ObjectKeptUntilRead(t *testing.T) {
 	}
 	g.expect(compat.Create, compat.MACs, compat.MACsDone)
 	g.expect(compat.Delete, compat.MACs, compat.MACsDone)
-	eventually(t, "the object to go", func() bool {
-		_, err := macObject(m)
-		return errors.Is(err, os.ErrNotExist)
-	})
+	eventually(t, "the object to go", func() bool { return len(withObjects(m)) == 0 })
 }
 
 // TestCompatHalfClosed: a client that shuts down its writing side still

@@ -54,29 +54,40 @@ func (s *Server) register(c *conn, pid int32) error {
 	switch {
 	case c == nil:
 		return fmt.Errorf("only socket clients register")
-	case pid != c.cred.Pid:
-		return fmt.Errorf("register: pid %d is not yours: the socket's peer is pid %d", pid, c.cred.Pid)
 	case c.pidfd >= 0:
 		return fmt.Errorf("register: already registered as pid %d", c.regPid)
+	}
+	fd, err := signalTarget(c, pid)
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	c.pidfd, c.regPid = fd, pid
+	s.rates.info("registered", "client registered", "client", c)
+	return nil
+}
+
+// signalTarget returns a pidfd of the process that connected c, which the
+// client says is pid: the one rtmd may signal on its behalf.
+func signalTarget(c *conn, pid int32) (int, error) {
+	if pid != c.cred.Pid {
+		return -1, fmt.Errorf("pid %d is not yours: the socket's peer is pid %d", pid, c.cred.Pid)
 	}
 	fd, err := peerPidfd(c)
 	switch {
 	case errors.Is(err, unix.ESRCH):
-		return fmt.Errorf("register: pid %d, which opened this connection, has exited", pid)
+		return -1, fmt.Errorf("pid %d, which opened this connection, has exited", pid)
 	case errors.Is(err, unix.ENOPROTOOPT):
-		return fmt.Errorf("register: this kernel cannot name the socket's peer process (SO_PEERPIDFD needs Linux 6.5), so rtmd does not signal it")
+		return -1, fmt.Errorf("this kernel cannot name the socket's peer process (SO_PEERPIDFD needs Linux 6.5), so rtmd does not signal it")
 	case err != nil:
-		return fmt.Errorf("register: %w", err)
+		return -1, err
 	}
 	// Linux 6.15 and later give a pidfd for a process that has exited
 	// too; it can never be signalled, but the client should hear why.
 	if err := unix.PidfdSendSignal(fd, 0, nil, 0); err != nil {
 		unix.Close(fd)
-		return fmt.Errorf("register: pid %d, which opened this connection, has exited", pid)
+		return -1, fmt.Errorf("pid %d, which opened this connection, has exited", pid)
 	}
-	c.pidfd, c.regPid = fd, pid
-	s.rates.info("registered", "client registered", "client", c)
-	return nil
+	return fd, nil
 }
 
 // peerPidfd returns a pidfd for the process that connected c.

@@ -84,20 +84,9 @@ func (c *conn) compatHello() error {
 		return fmt.Errorf("reading its pid: %w", err)
 	}
 	c.nc.SetReadDeadline(time.Time{})
-	pid := int32(binary.LittleEndian.Uint32(b[:]))
-	if pid != c.cred.Pid {
-		c.s.rates.warn("compat pid", "ghk84 client's pid is not the socket peer's; it is not signalled on a flush", "client", c, "pid", pid)
-		return nil
-	}
-	fd, err := peerPidfd(c)
-	if err == nil {
-		err = unix.PidfdSendSignal(fd, 0, nil, 0)
-		if err != nil {
-			unix.Close(fd)
-		}
-	}
+	fd, err := signalTarget(c, int32(binary.LittleEndian.Uint32(b[:])))
 	if err != nil {
-		c.s.rates.warn("compat pidfd", "cannot signal this ghk84 client; a flush reaches it as DELETEs", "client", c, "err", err)
+		c.s.rates.warn("compat pid", "ghk84 client not signalled on a flush; it gets DELETEs", "client", c, "err", err)
 		return nil
 	}
 	c.sigfd = fd
@@ -290,17 +279,8 @@ func (c *conn) compatSnapshot(st *compatState, it item) error {
 			next[r.Dst] = nh
 		}
 	}
-	gone := make([]netip.Prefix, 0)
-	for p := range st.sent {
-		if _, ok := next[p]; !ok {
-			gone = append(gone, p)
-		}
-	}
-	slices.SortFunc(gone, route.Compare)
-	for _, p := range gone {
-		if err := c.compatRoute(st, compat.Delete, p, st.sent[p], compat.Wait); err != nil {
-			return err
-		}
+	if err := c.compatDeleteRoutes(st, func(p netip.Prefix) bool { _, ok := next[p]; return !ok }, compat.Wait); err != nil {
+		return err
 	}
 	for r := range it.view.All() {
 		nh, ok := next[r.Dst]
@@ -337,17 +317,8 @@ func (c *conn) compatSnapshot(st *compatState, it item) error {
 	for _, ms := range it.macs.slots {
 		in[ms.mac] = true
 	}
-	var goneMACs []mac.Addr
-	for m := range st.macs {
-		if !in[m] || !c.s.objects.has(m) {
-			goneMACs = append(goneMACs, m)
-		}
-	}
-	slices.SortFunc(goneMACs, mac.Compare)
-	for _, m := range goneMACs {
-		if err := c.compatMAC(st, compat.Delete, m, compat.Wait); err != nil {
-			return err
-		}
+	if err := c.compatDeleteMACs(st, func(m mac.Addr) bool { return !in[m] || !c.s.objects.has(m) }, compat.Wait); err != nil {
+		return err
 	}
 	for _, ms := range it.macs.slots {
 		if !st.macs[ms.mac] && c.s.objects.has(ms.mac) {
@@ -458,31 +429,53 @@ func (c *conn) compatFlushTables(st *compatState) error {
 		}
 		c.s.rates.info("compat flush", "ghk84 client not signalled for a flush; it gets a DELETE per entry", "client", c, "reason", err)
 	}
-	gone := make([]netip.Prefix, 0, len(st.sent))
-	for p := range st.sent {
-		gone = append(gone, p)
+	if err := c.compatDeleteRoutes(st, func(netip.Prefix) bool { return true }, compat.RoutesDone); err != nil {
+		return err
 	}
-	slices.SortFunc(gone, route.Compare)
-	for _, p := range gone {
-		if err := c.compatRoute(st, compat.Delete, p, st.sent[p], compat.RoutesDone); err != nil {
-			return err
-		}
-	}
-	clear(st.sent)
 	if !st.layout.HasMACs() {
 		return nil
 	}
-	goneMACs := make([]mac.Addr, 0, len(st.macs))
-	for m := range st.macs {
-		goneMACs = append(goneMACs, m)
+	if err := c.compatDeleteMACs(st, func(mac.Addr) bool { return true }, compat.MACsDone); err != nil {
+		return err
 	}
-	slices.SortFunc(goneMACs, mac.Compare)
-	for _, m := range goneMACs {
-		if err := c.compatMAC(st, compat.Delete, m, compat.MACsDone); err != nil {
+	return c.compatMarker(st, compat.Routes, compat.RoutesDone)
+}
+
+// compatDeleteRoutes sends a DELETE, in prefix order, for each route the
+// client has that gone picks, and forgets it.
+func (c *conn) compatDeleteRoutes(st *compatState, gone func(netip.Prefix) bool, sync int32) error {
+	var ps []netip.Prefix
+	for p := range st.sent {
+		if gone(p) {
+			ps = append(ps, p)
+		}
+	}
+	slices.SortFunc(ps, route.Compare)
+	for _, p := range ps {
+		if err := c.compatRoute(st, compat.Delete, p, st.sent[p], sync); err != nil {
+			return err
+		}
+		delete(st.sent, p)
+	}
+	return nil
+}
+
+// compatDeleteMACs sends a DELETE, in MAC order, for each MAC entry the
+// client has that gone picks (compatMAC forgets it).
+func (c *conn) compatDeleteMACs(st *compatState, gone func(mac.Addr) bool, sync int32) error {
+	var ms []mac.Addr
+	for m := range st.macs {
+		if gone(m) {
+			ms = append(ms, m)
+		}
+	}
+	slices.SortFunc(ms, mac.Compare)
+	for _, m := range ms {
+		if err := c.compatMAC(st, compat.Delete, m, sync); err != nil {
 			return err
 		}
 	}
-	return c.compatMarker(st, compat.Routes, compat.RoutesDone)
+	return nil
 }
 
 // compatGoodbye tells a ghk84 client that rtmd is going away (a NONE record

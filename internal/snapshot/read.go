@@ -163,11 +163,12 @@ func (r *reader) macChunk(p []byte, fn func(MAC) error) error {
 	n := d.U32("count")
 	var ferr error
 	for i := uint32(0); i < n && d.Err() == nil && ferr == nil; i++ {
+		slot := d.U32("slot")
 		m, ip, dev := d.MACValue()
 		if d.Err() == nil {
 			r.macs++
 			if fn != nil {
-				ferr = fn(MAC{MAC: m, IP: ip, Dev: dev})
+				ferr = fn(MAC{MAC: m, Slot: slot, IP: ip, Dev: dev})
 			}
 		}
 	}

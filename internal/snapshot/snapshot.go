@@ -13,7 +13,7 @@
 //
 // little-endian: route chunks, whose payload is a Snapshot frame's payload
 // of the wire package (a count and routes), then MAC chunks (a count and
-// MAC entries as a MAC request carries them), then one trailer chunk with
+// MAC entries: the slot, then the entry as a MAC request carries it), then one trailer chunk with
 // the counts again. A route chunk is decoded by the same (fuzzed) decoder as
 // the socket's Snapshot frames.
 //
@@ -84,9 +84,10 @@ type Header struct {
 
 // MAC is one entry of the MAC table.
 type MAC struct {
-	MAC mac.Addr
-	IP  netip.Addr // valid, without a zone
-	Dev string     // the interface, or "" for none
+	MAC  mac.Addr
+	Slot uint32     // its slot in the shared-memory segment, which subscribers know
+	IP   netip.Addr // valid, without a zone
+	Dev  string     // the interface, or "" for none
 }
 
 // appendHeader appends the 64-byte header.

@@ -103,6 +103,7 @@ func testMACs(n int) []snapshot.MAC {
 	ms := make([]snapshot.MAC, n)
 	for i := range ms {
 		ms[i].MAC = mac.Addr{2, 0, 0x5e, byte(i >> 16), byte(i >> 8), byte(i)}
+		ms[i].Slot = uint32(n - i) // not in MAC order, as after deletes
 		if i%2 == 0 {
 			ms[i].IP = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		} else {

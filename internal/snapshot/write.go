@@ -82,6 +82,7 @@ func Write(path string, h Header, routes iter.Seq[route.Route], macs []MAC) (siz
 	}
 	p := make([]byte, 4, chunkTarget+64)
 	for _, m := range macs {
+		p = binary.LittleEndian.AppendUint32(p, m.Slot)
 		p = append(p, m.MAC[:]...)
 		p = wire.AppendAddr(p, m.IP)
 		p = wire.AppendDev(p, m.Dev)

@@ -132,8 +132,16 @@ func PrintStatus(w io.Writer, st wire.Status, asJSON bool) {
 	fmt.Fprintln(w)
 	if s := st.State; s != nil {
 		fmt.Fprintf(w, "state %s: journal %d bytes, %d commits, fsync p50 %.2f ms p99 %.2f ms\n", s.Dir, s.JournalBytes, s.Commits, s.FsyncP50, s.FsyncP99)
+		if s.SnapshotTime != "" {
+			fmt.Fprintf(w, "snapshot at sequence %d written %s, %d bytes\n", s.SnapshotSeq, s.SnapshotTime, s.SnapshotBytes)
+		} else {
+			fmt.Fprintln(w, "no snapshot yet")
+		}
 		if s.LastError != "" {
 			fmt.Fprintf(w, "last failed commit: %s\n", s.LastError)
+		}
+		if s.SnapshotError != "" {
+			fmt.Fprintf(w, "last failed snapshot: %s\n", s.SnapshotError)
 		}
 	}
 }

@@ -144,7 +144,7 @@ func TestStateDamage(t *testing.T) {
 
 // TestStateCrashConsistency: rtmd is killed (SIGKILL) at seeded moments
 // while several writers change routes one at a time, and during a big
-// load. After each restart every change a writer was told is done is
+// load, while it writes snapshots. After each restart every change a writer was told is done is
 // there, the sequence number did not go back, and a subscriber that was
 // connected all along holds rtmd's table.
 func TestStateCrashConsistency(t *testing.T) {
@@ -152,7 +152,7 @@ func TestStateCrashConsistency(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "load.routes")
 	var lines strings.Builder
 	for i := range 200_000 {
-		fmt.Fprintf(&lines, "100.%d.%d.0/24 via 192.0.2.1 dev eth0\n", i>>8, i&255)
+		fmt.Fprintf(&lines, "%d.%d.%d.0/24 via 192.0.2.1 dev eth0\n", 100+i>>16, i>>8&255, i&255) // 100.0.0.0/24 to 103.13.63.0/24
 	}
 	os.WriteFile(file, []byte(lines.String()), 0o600)
 	rng := rand.New(rand.NewPCG(20, 26))
@@ -168,8 +168,11 @@ func TestStateCrashConsistency(t *testing.T) {
 	mdone := make(chan struct{})
 	go func() { defer close(mdone); m.Run(mctx) }()
 	defer func() { mcancel(); <-mdone }()
+	started, compactions := 0, 0
 	for point := range 20 {
-		d := startRtmd(t, "-socket", sock, "-state", dir)
+		// A small -state-compact: snapshots are written all along, and
+		// some kills come in the middle of one.
+		d := startRtmd(t, "-socket", sock, "-state", dir, "-state-compact", "262144")
 		st := d.status()
 		if st.Seq < lastSeq {
 			t.Fatalf("point %d: seq went back from %d to %d", point, lastSeq, st.Seq)
@@ -198,8 +201,11 @@ func TestStateCrashConsistency(t *testing.T) {
 				t.Fatalf("point %d: %v was acknowledged and is gone after the restart", point, p)
 			}
 		}
-		if loaded && !have["100.0.0.0/24"] {
+		if loaded && (!have["100.0.0.0/24"] || !have["103.13.63.0/24"]) {
 			t.Fatalf("point %d: an acknowledged load is gone", point)
+		}
+		if n := countLoaded(have); n != 0 && n != 200_000 {
+			t.Fatalf("point %d: %d routes of a load of 200,000: one commit came back in part", point, n)
 		}
 		if n := len(got); n != len(acked)+countLoaded(have) {
 			t.Logf("point %d: %d routes (%d acknowledged, the rest were in flight)", point, n, len(acked))
@@ -207,8 +213,10 @@ func TestStateCrashConsistency(t *testing.T) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		ctx, cancel := context.WithCancel(context.Background())
+		loadDone := make(chan struct{})
 		if point%5 == 4 { // a big load, killed at some point of it
 			wg.Go(func() {
+				defer close(loadDone)
 				if _, _, code := d.rtm("", "route", "load", file); code == 0 {
 					mu.Lock()
 					loaded = true
@@ -235,12 +243,24 @@ func TestStateCrashConsistency(t *testing.T) {
 				}
 			})
 		}
-		time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
+		if point%10 == 9 {
+			// Killed after the load, while the snapshot it makes due
+			// is perhaps being written.
+			<-loadDone
+			time.Sleep(time.Duration(rng.IntN(600)) * time.Millisecond)
+		} else {
+			time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
+		}
 		st = d.status()
 		d.kill()
 		cancel()
 		wg.Wait()
 		lastSeq = st.Seq
+		started += strings.Count(d.stderr.String(), "state compaction: writing a snapshot")
+		compactions += strings.Count(d.stderr.String(), "state compacted")
+	}
+	if started == 0 {
+		t.Error("no compaction started, though a load made the journal outgrow -state-compact") // how many a kill met is up to timing: TestCompactionCrashPoints has every step
 	}
 	resumed, resets := 0, 0
 	for _, e := range ev.take() {
@@ -251,7 +271,7 @@ func TestStateCrashConsistency(t *testing.T) {
 			resets++
 		}
 	}
-	t.Logf("the subscriber resumed %d times and took the table %d times", resumed, resets)
+	t.Logf("the subscriber resumed %d times and took the table %d times; %d snapshots were started, %d finished", resumed, resets, started, compactions)
 	if resumed == 0 {
 		t.Error("the subscriber never resumed")
 	}
@@ -260,7 +280,7 @@ func TestStateCrashConsistency(t *testing.T) {
 func countLoaded(have map[string]bool) int {
 	n := 0
 	for p := range have {
-		if strings.HasPrefix(p, "100.") {
+		if p >= "100." && p < "104." {
 			n++
 		}
 	}
@@ -339,6 +359,94 @@ func TestStateNoSpace(t *testing.T) {
 	d2 := startRtmd(t, "-state", copyDir)
 	if got, seq2 := d2.tables(); seq2 != seq || !slices.Equal(got, want) {
 		t.Errorf("read back: seq %d (want %d)\n%s", seq2, seq, diff(got, want))
+	}
+}
+
+// TestStateCompaction: with a small -state-compact, rtmd replaces its
+// journal by snapshots while changes go on; killed, it comes back from the
+// newest snapshot and the journal after it with every table, the sequence
+// number and the MAC entries in their slots (a Mirror that resumes reads
+// the right IPs from the new segment), and the files a snapshot replaced
+// are gone.
+func TestStateCompaction(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	sock := filepath.Join(shortDir(t), "k.sock")
+	d := startRtmd(t, "-socket", sock, "-state", dir, "-state-compact", "4096")
+	var ev events
+	m := &client.Mirror{Address: sock, OnEvent: ev.add}
+	stop := runMirror(t, m, 0)
+	c := d.dial()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(13, 14))
+	for i := range 3000 {
+		r := randRoute(rng)
+		var err error
+		switch rng.IntN(6) {
+		case 0, 1:
+			_, err = c.Replace(ctx, r)
+		case 2:
+			c.Delete(ctx, r.Table, r.Dst) // may not be there
+		case 3, 4:
+			_, err = c.ReplaceMAC(ctx, client.MACEntry{MAC: testMAC(rng.IntN(300)), IP: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Dev: "eth0"})
+		case 5:
+			c.DeleteMAC(ctx, testMAC(rng.IntN(300)))
+		}
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	c.Close()
+	st := d.status()
+	if st.State.SnapshotTime == "" || st.State.SnapshotSeq == 0 || st.State.SnapshotBytes == 0 || st.State.SnapshotError != "" {
+		t.Fatalf("no snapshot after 3,000 changes with -state-compact 4096: %+v", st.State)
+	}
+	if n := strings.Count(d.stderr.String(), "state compacted"); n < 2 {
+		t.Errorf("%d compactions logged, want several:\n%s", n, d.stderr)
+	}
+	if out := d.mustRtm("status"); !strings.Contains(out, "snapshot at sequence ") {
+		t.Errorf("rtm status says nothing of the snapshot:\n%s", out)
+	}
+	want, seq := d.tables()
+	if err := m.WaitSeq(ctx, seq); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	d.kill()
+
+	d = startRtmd(t, "-socket", sock, "-state", dir, "-state-compact", "4096")
+	got, seq2 := d.tables()
+	if seq2 != seq || !slices.Equal(got, want) {
+		t.Fatalf("after the restart: seq %d (want %d), %d lines (want %d)\n%s", seq2, seq, len(got), len(want), diff(got, want))
+	}
+	var snaps, journals []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		switch {
+		case strings.HasPrefix(e.Name(), "snapshot-"):
+			snaps = append(snaps, e.Name())
+		case strings.HasPrefix(e.Name(), "journal-"):
+			journals = append(journals, e.Name())
+		}
+	}
+	if len(snaps) != 1 || len(journals) == 0 || len(journals) > 2 {
+		t.Errorf("state directory after the restart: snapshots %q, journals %q; want the newest snapshot and the journals after it", snaps, journals)
+	}
+	ev.take()
+	d.mustRtm("mac", "replace", testMAC(1).String(), "10.2.0.1", "dev", "eth0")
+	stop = runMirror(t, m, seq+1)
+	defer stop()
+	if got := ev.take(); len(got) == 0 || got[0] != fmt.Sprintf("resumed@%d", seq) {
+		t.Errorf("the mirror across the restart: %q, want it to resume at %d", got, seq)
+	}
+	gotMACs := m.MACEntries()
+	c = d.dial()
+	defer c.Close()
+	wantMACs, _, err := c.MACSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(gotMACs, wantMACs) {
+		t.Errorf("the resumed mirror's MAC table (IPs read through its slots) differs from rtmd's:\n got %v\nwant %v", gotMACs, wantMACs)
 	}
 }
 

@@ -91,6 +91,8 @@ func (s *Server) loop(ctx context.Context) {
 		case ev := <-s.events:
 			s.handle(ev)
 		case <-tick:
+		case c := <-s.compacted:
+			s.compactionDone(c)
 		case <-ctx.Done():
 			return
 		}
@@ -104,6 +106,7 @@ func (s *Server) loop(ctx context.Context) {
 			}
 		}
 		s.publish()
+		s.maybeCompact()
 		s.sweepObjects()
 		if s.halt != nil {
 			s.log.Error("rtmd stops", "err", s.halt)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/shm"
+	"github.com/rtm-project/rtm/internal/snapshot"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -292,6 +293,15 @@ func (t *macTable) restore(entries map[mac.Addr]macEntry) error {
 	t.moved = nil
 	defer func() { t.moved = moved }()
 	return t.renew(capacity, nil)
+}
+
+// stored returns the entries as a snapshot stores them, with their slots.
+func (t *macTable) stored() []snapshot.MAC {
+	out := make([]snapshot.MAC, 0, len(t.entries))
+	for m, e := range t.entries {
+		out = append(out, snapshot.MAC{MAC: m, Slot: e.slot, IP: e.ip, Dev: e.dev})
+	}
+	return out
 }
 
 // close unmaps and unlinks every generation.

@@ -26,11 +26,13 @@ type retained struct {
 }
 
 // window is the published changes kept for resuming subscribers, oldest
-// first, at most max bytes (and at least the last turn's).
+// first, at most max bytes (and at least the last turn's): every change
+// after from.
 type window struct {
 	turns []retained
 	size  int
 	max   int
+	from  uint64
 }
 
 // add keeps a turn's changes. Other frames among them (a MAC segment
@@ -47,18 +49,25 @@ func (w *window) add(first, last uint64, bufs [][]byte) {
 			break
 		}
 	}
+	if len(w.turns) == 0 {
+		w.from = first - 1
+	}
 	w.turns = append(w.turns, retained{first, last, bufs, size})
 	w.size += size
 	for w.size > w.max && len(w.turns) > 1 {
 		w.size -= w.turns[0].size
 		w.turns[0] = retained{}
 		w.turns = w.turns[1:]
+		w.from = w.turns[0].first - 1
 	}
 }
 
 // since returns the changes after seq, through the last kept, as Changes
 // frames; false if some of them are no longer kept.
 func (w *window) since(seq uint64) ([][]byte, bool) {
+	if seq < w.from {
+		return nil, false
+	}
 	i := sort.Search(len(w.turns), func(i int) bool { return w.turns[i].last > seq })
 	if i == len(w.turns) {
 		return nil, true // nothing after seq

@@ -52,9 +52,12 @@ type Config struct {
 	// ResumeWindow is how many bytes of changes rtmd keeps for
 	// subscribers that resume; 0 means DefaultResumeWindow.
 	ResumeWindow int
-	Limits       Limits       // what peers can make rtmd hold; zero fields take the defaults
-	Version      string       // reported to clients
-	Log          *slog.Logger // nil means slog.Default()
+	// CompactMin is the journal size below which rtmd never writes a
+	// snapshot; 0 means DefaultCompactMin.
+	CompactMin int64
+	Limits     Limits       // what peers can make rtmd hold; zero fields take the defaults
+	Version    string       // reported to clients
+	Log        *slog.Logger // nil means slog.Default()
 }
 
 // Version is rtmd's version.
@@ -85,18 +88,20 @@ type Server struct {
 	changes wire.ChangeWriter
 	replies []pendingReply
 
-	queue     *mq.Queue
-	tcp       net.Listener
-	compatLns []*net.UnixListener   // one per Config.Compat
-	objects   *macObjects           // with a ghk84 compat socket: the per-MAC objects; else nil
-	hellos    sync.WaitGroup        // compat connections not yet handed to the loop
-	persist   *persist              // the state directory; nil without Config.State
-	halt      error                 // set by the loop: rtmd must stop
-	history   [wire.HistoryLen]byte // the state directory's, or random: told in Welcome
-	window    window                // published changes kept for subscribers that resume; owned by the loop
-	published uint64                // the sequence number of the last change published
-	started   time.Time
-	inputs    [nInputs]counter // owned by the loop
+	queue       *mq.Queue
+	tcp         net.Listener
+	compatLns   []*net.UnixListener   // one per Config.Compat
+	objects     *macObjects           // with a ghk84 compat socket: the per-MAC objects; else nil
+	hellos      sync.WaitGroup        // compat connections not yet handed to the loop
+	compactions sync.WaitGroup        // the snapshot being written (compact.go)
+	compacted   chan compaction       // its result, for the loop
+	persist     *persist              // the state directory; nil without Config.State
+	halt        error                 // set by the loop: rtmd must stop
+	history     [wire.HistoryLen]byte // the state directory's, or random: told in Welcome
+	window      window                // published changes kept for subscribers that resume; owned by the loop
+	published   uint64                // the sequence number of the last change published
+	started     time.Time
+	inputs      [nInputs]counter // owned by the loop
 
 	// Bounds on what peers make rtmd hold (Config.Limits).
 	unixConns, tcpConns, compatConns *connLimit
@@ -139,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MACCap <= 0 {
 		cfg.MACCap = DefaultMACCap
 	}
+	if cfg.CompactMin <= 0 {
+		cfg.CompactMin = DefaultCompactMin
+	}
 	if cfg.ResumeWindow <= 0 {
 		cfg.ResumeWindow = DefaultResumeWindow
 	}
@@ -174,6 +182,7 @@ func New(cfg Config) (*Server, error) {
 		groupID:    gid,
 		started:    time.Now(),
 		events:     make(chan event, 1024),
+		compacted:  make(chan compaction, 1),
 		stopping:   make(chan struct{}),
 		clients:    make(map[*conn]struct{}),
 		rates:      newRateLog(cfg.Log),
@@ -206,7 +215,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if cfg.State != "" {
-		p, rec, err := openPersist(cfg.State, cfg.StateRepair, cfg.ResumeWindow, s.log)
+		p, rec, err := openPersist(cfg.State, cfg.StateRepair, cfg.ResumeWindow, cfg.CompactMin, s.log)
 		if err != nil {
 			return fail(err)
 		}
@@ -323,6 +332,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// A compat connection handed to the loop as it stopped is closed here;
 	// hellos ends the handing.
 	s.hellos.Wait()
+	s.compactions.Wait() // its files are the directory's until it is unlocked
 	for len(s.events) > 0 {
 		if ev, ok := (<-s.events).(evCompat); ok {
 			ev.c.close()

@@ -176,6 +176,16 @@ func (d *Dir) readHistory() error {
 	return nil
 }
 
+// SetHistory gives the directory a new history id, stored before it
+// returns.
+func (d *Dir) SetHistory(h [16]byte) error {
+	if err := writeFile(filepath.Join(d.Path, "history"), []byte(hex.EncodeToString(h[:])+"\n")); err != nil {
+		return err
+	}
+	d.History = h
+	return nil
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."

@@ -346,6 +346,12 @@ type StateStatus struct {
 	FsyncP50     float64 `json:"fsync_p50_ms"` // of the last 1,024 commits
 	FsyncP99     float64 `json:"fsync_p99_ms"`
 	LastError    string  `json:"last_error,omitempty"` // the last failed commit's
+	// The newest snapshot: when it was written (RFC 3339, "" for none),
+	// its sequence number and size; the last failed compaction's error.
+	SnapshotTime  string `json:"snapshot_time,omitempty"`
+	SnapshotSeq   uint64 `json:"snapshot_seq"`
+	SnapshotBytes int64  `json:"snapshot_bytes"`
+	SnapshotError string `json:"snapshot_error,omitempty"`
 }
 
 // Counter counts the commands an input brought.

@@ -10,6 +10,20 @@ var (
 	AppendRecord = appendRecord
 )
 
+// AppendCommit appends ps framed as one commit, as a Writer writes them:
+// every record but the last flagged More.
+func AppendCommit(b []byte, ps ...[]byte) []byte {
+	last := -1
+	for _, p := range ps {
+		if last >= 0 {
+			setMore(b[last:])
+		}
+		last = len(b)
+		b = appendRecord(b, p)
+	}
+	return b
+}
+
 // File is the writer's file interface, for fault injection.
 type File = file
 

@@ -19,13 +19,15 @@ type file interface {
 
 // Writer appends records to a journal. Append buffers; Commit writes the
 // buffer in one write and syncs it, so the records of one loop turn share
-// one fsync. The zero value is not usable; call Create or OpenAppend.
+// one fsync, and marks them as one commit, which a Reader returns whole or
+// not at all. The zero value is not usable; call Create or OpenAppend.
 type Writer struct {
 	path  string
 	f     file
 	hdr   Header
 	buf   []byte // records appended since the last commit
 	n     int    // how many
+	last  int    // where the last of them starts in buf
 	size  int64  // committed: the file's length after the last good Commit
 	dirty bool   // bytes past size may be on file: cut them before writing
 }
@@ -93,6 +95,13 @@ func (w *Writer) Append(p []byte) error {
 	if len(p) == 0 || len(p) > MaxPayload {
 		return fmt.Errorf("journal append to %s: payload of %d bytes, want 1 to %d", w.path, len(p), MaxPayload)
 	}
+	if w.n > 0 {
+		// The buffer always holds one commit: every record but the last
+		// flagged More. Flagging the previous one here costs a checksum
+		// of 8 bytes and keeps it so after a failed Commit too.
+		setMore(w.buf[w.last:])
+	}
+	w.last = len(w.buf)
 	w.buf = appendRecord(w.buf, p)
 	w.n++
 	return nil
@@ -117,7 +126,8 @@ func (w *Writer) Buffered() (records, bytes int) { return w.n, len(w.buf) }
 func (w *Writer) Size() int64 { return w.size }
 
 // Commit writes every buffered record in one write at the committed end of
-// the file and syncs it; when it returns nil they are durable. When the
+// the file and syncs it; when it returns nil they are durable. They form
+// one commit: after a crash a Reader returns all of them or none. When the
 // write or the sync fails (ENOSPC, EIO, EFBIG) the records stay buffered,
 // nothing is acknowledged, and the file is cut back to its committed
 // length, so that a later Commit never follows a half record; the error

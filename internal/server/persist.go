@@ -108,7 +108,7 @@ func (p *persist) replay(rec *recovered, path string, start uint64, last, repair
 	}
 	var d wire.Decoder
 	for {
-		payload, err := r.Next()
+		commit, err := r.Next()
 		if err == io.EOF {
 			return nil
 		}
@@ -127,22 +127,24 @@ func (p *persist) replay(rec *recovered, path string, start uint64, last, repair
 		if err != nil {
 			return fmt.Errorf("%w (start with -state-repair to keep what comes before it)", err)
 		}
-		if first, last, ok := frameSeqs(payload); ok && last > rec.seq {
-			rec.window.add(first, last, [][]byte{wire.AppendFrame(nil, wire.TChanges, payload)})
-		}
-		var bad error
-		derr := d.Changes(payload, func(c wire.Change) {
-			if bad != nil || c.Seq <= rec.seq {
-				return
+		for _, payload := range commit {
+			if first, last, ok := frameSeqs(payload); ok && last > rec.seq {
+				rec.window.add(first, last, [][]byte{wire.AppendFrame(nil, wire.TChanges, payload)})
 			}
-			if c.Seq != rec.seq+1 {
-				bad = fmt.Errorf("journal %s: change %d follows %d", path, c.Seq, rec.seq)
-				return
+			var bad error
+			derr := d.Changes(payload, func(c wire.Change) {
+				if bad != nil || c.Seq <= rec.seq {
+					return
+				}
+				if c.Seq != rec.seq+1 {
+					bad = fmt.Errorf("journal %s: change %d follows %d", path, c.Seq, rec.seq)
+					return
+				}
+				rec.apply(&c)
+			})
+			if err := cmp.Or(bad, derr); err != nil {
+				return fmt.Errorf("journal %s at offset %d: %w", path, r.Offset(), err)
 			}
-			rec.apply(&c)
-		})
-		if err := cmp.Or(bad, derr); err != nil {
-			return fmt.Errorf("journal %s at offset %d: %w", path, r.Offset(), err)
 		}
 	}
 }

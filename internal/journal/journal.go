@@ -131,26 +131,34 @@ func parseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
-// appendRecord appends p framed as a record to b, the last of its commit.
+// appendRecord appends p framed as a record to b; more flags it as not
+// the last of its commit.
 //
 //	0  4  payload length N; bit 31 (More): the commit goes on
 //	4  4  CRC-32C of the payload
 //	8  4  CRC-32C of bytes 0-7
 //	12 N  payload
-func appendRecord(b, p []byte) []byte {
+func appendRecord(b, p []byte, more bool) []byte {
 	start := len(b)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
+	b = binary.LittleEndian.AppendUint32(b, lengthField(uint32(len(p)), more))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(p, castagnoli))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 	return append(b, p...)
 }
 
-// setMore flags the record that starts rec as not the last of its commit,
-// and checksums its header again.
-func setMore(rec []byte) {
-	n := binary.LittleEndian.Uint32(rec)
-	binary.LittleEndian.PutUint32(rec, n|More)
+// setMore sets or clears the More flag of the record that starts rec, and
+// checksums its header again.
+func setMore(rec []byte, more bool) {
+	n := binary.LittleEndian.Uint32(rec) &^ More
+	binary.LittleEndian.PutUint32(rec, lengthField(n, more))
 	binary.LittleEndian.PutUint32(rec[8:], crc32.Checksum(rec[:8], castagnoli))
+}
+
+func lengthField(n uint32, more bool) uint32 {
+	if more {
+		return n | More
+	}
+	return n
 }
 
 // DamageError reports a journal that does not read to its end.

@@ -95,14 +95,11 @@ func (w *Writer) Append(p []byte) error {
 	if len(p) == 0 || len(p) > MaxPayload {
 		return fmt.Errorf("journal append to %s: payload of %d bytes, want 1 to %d", w.path, len(p), MaxPayload)
 	}
-	if w.n > 0 {
-		// The buffer always holds one commit: every record but the last
-		// flagged More. Flagging the previous one here costs a checksum
-		// of 8 bytes and keeps it so after a failed Commit too.
-		setMore(w.buf[w.last:])
-	}
+	// Every buffered record is flagged More; Commit clears the last
+	// one's, so that a record's header is checksummed again once per
+	// commit, not once per record.
 	w.last = len(w.buf)
-	w.buf = appendRecord(w.buf, p)
+	w.buf = appendRecord(w.buf, p, true)
 	w.n++
 	return nil
 }
@@ -143,6 +140,7 @@ func (w *Writer) Commit() error {
 		}
 		w.dirty = false
 	}
+	setMore(w.buf[w.last:], false)
 	op := "write"
 	_, err := w.f.WriteAt(w.buf, w.size)
 	if err == nil {
@@ -150,6 +148,7 @@ func (w *Writer) Commit() error {
 		err = w.f.Sync()
 	}
 	if err != nil {
+		setMore(w.buf[w.last:], true) // a later Append may continue the commit
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is in the message already

@@ -86,29 +86,8 @@ func (r *Reader) Size() int64 { return r.size }
 // the start of the commit the damage is in. Once it has returned an error
 // it returns the same error again.
 func (r *Reader) Next() ([][]byte, error) {
-	if r.err != nil {
-		return nil, r.err
-	}
-	if r.off == r.size {
-		r.err = io.EOF
-		return nil, r.err
-	}
-	r.buf, r.ends = r.buf[:0], r.ends[:0]
-	for off := r.off; ; {
-		n, more, err := r.record(off)
-		if err != nil {
-			r.err = err
-			return nil, err
-		}
-		off += RecordHeaderLen + n
-		if !more {
-			r.off = off
-			break
-		}
-		if off == r.size {
-			r.err = r.damage(true, fmt.Sprintf("the file ends inside a commit: the record before offset %d says more follow", off))
-			return nil, r.err
-		}
+	if err := r.readCommit(true); err != nil {
+		return nil, err
 	}
 	r.commit = r.commit[:0]
 	start := 0
@@ -117,6 +96,39 @@ func (r *Reader) Next() ([][]byte, error) {
 		start = end
 	}
 	return r.commit, nil
+}
+
+// readCommit reads the next commit and moves r.off past it. With keep it
+// leaves the payloads in r.buf, ending at r.ends; without, r.buf holds
+// one record at a time, for Check, which need not hold a big commit.
+func (r *Reader) readCommit(keep bool) error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.off == r.size {
+		r.err = io.EOF
+		return r.err
+	}
+	r.buf, r.ends = r.buf[:0], r.ends[:0]
+	for off := r.off; ; {
+		if !keep {
+			r.buf, r.ends = r.buf[:0], r.ends[:0]
+		}
+		n, more, err := r.record(off)
+		if err != nil {
+			r.err = err
+			return err
+		}
+		off += RecordHeaderLen + n
+		if !more {
+			r.off = off
+			return nil
+		}
+		if off == r.size {
+			r.err = r.damage(true, fmt.Sprintf("the file ends inside a commit: the record before offset %d says more follow", off))
+			return r.err
+		}
+	}
 }
 
 // record reads the record at off, the next of the commit at r.off, and
@@ -235,7 +247,7 @@ func Check(path string) (Header, int64, error) {
 	}
 	defer r.Close()
 	for {
-		if _, err := r.Next(); err != nil {
+		if err := r.readCommit(false); err != nil {
 			if err == io.EOF {
 				err = nil
 			}

@@ -84,7 +84,8 @@ func (r *Reader) Size() int64 { return r.size }
 // of its records are whole. At the end of a whole journal it returns
 // io.EOF; at damage it returns a *DamageError, Torn for a torn tail, at
 // the start of the commit the damage is in. Once it has returned an error
-// it returns the same error again.
+// it returns the same error again. It holds the commit in memory: a big
+// load's commit takes as much as its payloads, never more than the file.
 func (r *Reader) Next() ([][]byte, error) {
 	if err := r.readCommit(true); err != nil {
 		return nil, err
@@ -238,8 +239,9 @@ func (r *Reader) Close() error {
 }
 
 // Check reads the journal at path to its end and returns its header and
-// the length of its valid prefix, which ends with a whole commit. A torn tail or damage is returned as the
-// *DamageError, with the header and the prefix's length.
+// the length of its valid prefix, which ends with a whole commit. A torn
+// tail or damage is returned as the *DamageError, with the header and the
+// prefix's length. It holds one record in memory at a time, not a commit.
 func Check(path string) (Header, int64, error) {
 	r, err := Open(path)
 	if err != nil {

@@ -117,7 +117,7 @@ func TestStateDamage(t *testing.T) {
 	if got, _ := d.tables(); !slices.Equal(got, want) {
 		t.Fatalf("after a torn tail:\n%s", diff(got, want))
 	}
-	if !strings.Contains(d.stderr.String(), "cut off a torn last record") {
+	if !strings.Contains(d.stderr.String(), "cut off a torn last commit") {
 		t.Errorf("the torn tail is not logged:\n%s", d.stderr)
 	}
 	d.stop()

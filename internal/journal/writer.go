@@ -19,13 +19,15 @@ type file interface {
 
 // Writer appends records to a journal. Append buffers; Commit writes the
 // buffer in one write and syncs it, so the records of one loop turn share
-// one fsync. The zero value is not usable; call Create or OpenAppend.
+// one fsync, and marks them as one commit, which a Reader returns whole or
+// not at all. The zero value is not usable; call Create or OpenAppend.
 type Writer struct {
 	path  string
 	f     file
 	hdr   Header
 	buf   []byte // records appended since the last commit
 	n     int    // how many
+	last  int    // where the last of them starts in buf
 	size  int64  // committed: the file's length after the last good Commit
 	dirty bool   // bytes past size may be on file: cut them before writing
 }
@@ -93,7 +95,11 @@ func (w *Writer) Append(p []byte) error {
 	if len(p) == 0 || len(p) > MaxPayload {
 		return fmt.Errorf("journal append to %s: payload of %d bytes, want 1 to %d", w.path, len(p), MaxPayload)
 	}
-	w.buf = appendRecord(w.buf, p)
+	// Every buffered record is flagged More; Commit clears the last
+	// one's, so that a record's header is checksummed again once per
+	// commit, not once per record.
+	w.last = len(w.buf)
+	w.buf = appendRecord(w.buf, p, true)
 	w.n++
 	return nil
 }
@@ -117,7 +123,8 @@ func (w *Writer) Buffered() (records, bytes int) { return w.n, len(w.buf) }
 func (w *Writer) Size() int64 { return w.size }
 
 // Commit writes every buffered record in one write at the committed end of
-// the file and syncs it; when it returns nil they are durable. When the
+// the file and syncs it; when it returns nil they are durable. They form
+// one commit: after a crash a Reader returns all of them or none. When the
 // write or the sync fails (ENOSPC, EIO, EFBIG) the records stay buffered,
 // nothing is acknowledged, and the file is cut back to its committed
 // length, so that a later Commit never follows a half record; the error
@@ -133,6 +140,7 @@ func (w *Writer) Commit() error {
 		}
 		w.dirty = false
 	}
+	setMore(w.buf[w.last:], false)
 	op := "write"
 	_, err := w.f.WriteAt(w.buf, w.size)
 	if err == nil {
@@ -140,6 +148,7 @@ func (w *Writer) Commit() error {
 		err = w.f.Sync()
 	}
 	if err != nil {
+		setMore(w.buf[w.last:], true) // a later Append may continue the commit
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is in the message already

@@ -254,7 +254,7 @@ func (p *persist) replay(rec *recovered, path string, start uint64, last, repair
 	rec.foreign = rec.foreign || r.Header().History != p.dir.History
 	var d wire.Decoder
 	for {
-		payload, err := r.Next()
+		commit, err := r.Next()
 		if err == io.EOF {
 			return nil
 		}
@@ -263,7 +263,7 @@ func (p *persist) replay(rec *recovered, path string, start uint64, last, repair
 			if _, err := journal.Repair(path); err != nil {
 				return err
 			}
-			what := "cut off a torn last record (a crash in the middle of a write)"
+			what := "cut off a torn last commit (a crash in the middle of a write)"
 			if !dmg.Torn || !last {
 				what = "-state-repair: cut off damage and everything after it"
 				rec.lost = cmp.Or(rec.lost, fmt.Sprintf("%d bytes of %s", dmg.Dropped(), path))
@@ -274,22 +274,24 @@ func (p *persist) replay(rec *recovered, path string, start uint64, last, repair
 		if err != nil {
 			return fmt.Errorf("%w (start with -state-repair to keep what comes before it)", err)
 		}
-		if first, last, ok := frameSeqs(payload); ok && last > rec.seq {
-			rec.window.add(first, last, [][]byte{wire.AppendFrame(nil, wire.TChanges, payload)})
-		}
-		var bad error
-		derr := d.Changes(payload, func(c wire.Change) {
-			if bad != nil || c.Seq <= rec.seq {
-				return
+		for _, payload := range commit {
+			if lo, hi, ok := frameSeqs(payload); ok && hi > rec.seq {
+				rec.window.add(lo, hi, [][]byte{wire.AppendFrame(nil, wire.TChanges, payload)})
 			}
-			if c.Seq != rec.seq+1 {
-				bad = fmt.Errorf("journal %s: change %d follows %d", path, c.Seq, rec.seq)
-				return
+			var bad error
+			derr := d.Changes(payload, func(c wire.Change) {
+				if bad != nil || c.Seq <= rec.seq {
+					return
+				}
+				if c.Seq != rec.seq+1 {
+					bad = fmt.Errorf("journal %s: change %d follows %d", path, c.Seq, rec.seq)
+					return
+				}
+				rec.apply(&c)
+			})
+			if err := cmp.Or(bad, derr); err != nil {
+				return fmt.Errorf("journal %s at offset %d: %w", path, r.Offset(), err)
 			}
-			rec.apply(&c)
-		})
-		if err := cmp.Or(bad, derr); err != nil {
-			return fmt.Errorf("journal %s at offset %d: %w", path, r.Offset(), err)
 		}
 	}
 }

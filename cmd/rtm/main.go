@@ -453,8 +453,6 @@ func (e *env) printRoute(r client.Route) {
 	e.stdout.Write(append(internalRoute(r).AppendText(nil), '\n'))
 }
 
-// show prints the routes that cmd.Sel picks. It subscribes for a snapshot
-// on a connection of its own, since the subscription stays on it.
 // save writes every route to file, whole or not at all: a temporary file
 // in its directory, renamed over it once written and synced.
 func (e *env) save(ctx context.Context, file string) (err error) {
@@ -504,6 +502,8 @@ func (e *env) save(ctx context.Context, file string) (err error) {
 	return nil
 }
 
+// show prints the routes that cmd.Sel picks. It subscribes for a snapshot
+// on a connection of its own, since the subscription stays on it.
 func (e *env) show(ctx context.Context, cmd command.Command) error {
 	c, err := e.dial(ctx)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/rtm-project/rtm/internal/route"
+	"github.com/rtm-project/rtm/internal/state"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -120,7 +121,7 @@ func Write(path string, h Header, routes iter.Seq[route.Route], macs []MAC) (siz
 	if err := os.Rename(tmp, path); err != nil {
 		return 0, fmt.Errorf("snapshot write: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := state.SyncDir(filepath.Dir(path)); err != nil {
 		return 0, fmt.Errorf("snapshot write %s: %w", path, err)
 	}
 	return w.off, nil
@@ -163,21 +164,6 @@ func checkMAC(m MAC) error {
 	}
 	if m.Dev != "" {
 		return route.CheckDev(m.Dev)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

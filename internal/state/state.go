@@ -222,14 +222,20 @@ func writeFile(name string, b []byte) error {
 }
 
 // SyncDir fsyncs a directory, so that a rename or a removal in it is on
-// disk.
+// disk. The error names the directory.
 func SyncDir(path string) error {
-	f, err := os.Open(path)
+	d, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return f.Sync()
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", path, err)
+	}
+	return nil
 }
 
 // SnapshotPath is the name of the snapshot at seq.

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,14 +134,20 @@ func (d *Dir) Close() error {
 	return err
 }
 
-// removeLeftovers removes files a crash left half written.
+// removeLeftovers removes files a crash left half written, and refuses a
+// state file that is not a regular file (a symlink could lead rtmd's
+// writes elsewhere; opening a FIFO would hang it).
 func (d *Dir) removeLeftovers() error {
 	entries, err := os.ReadDir(d.Path)
 	if err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	for _, e := range entries {
-		if n := e.Name(); strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".new") {
+		n := e.Name()
+		if isState(n) && !e.Type().IsRegular() {
+			return fmt.Errorf("state directory %s: %s is a %s, not a regular file; move it away", d.Path, n, fileKind(e.Type()))
+		}
+		if strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".new") {
 			if err := os.Remove(filepath.Join(d.Path, n)); err != nil {
 				return fmt.Errorf("state directory: removing a leftover: %w", err)
 			}
@@ -148,6 +155,27 @@ func (d *Dir) removeLeftovers() error {
 		}
 	}
 	return nil
+}
+
+// isState reports whether name is one of the files rtmd reads back.
+func isState(name string) bool {
+	return name == "history" || strings.HasPrefix(name, "snapshot-") || strings.HasPrefix(name, "journal-")
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 // readHistory reads the history id, or makes one for a directory that

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rtm-project/rtm/internal/state"
@@ -54,7 +55,15 @@ func TestOpenRefuses(t *testing.T) {
 	noHistory := filepath.Join(dir, "nohistory")
 	os.Mkdir(noHistory, 0o700)
 	os.WriteFile(filepath.Join(noHistory, "journal-0000000000000000"), nil, 0o600)
+	fifo := filepath.Join(dir, "fifo")
+	os.Mkdir(fifo, 0o700)
+	syscall.Mkfifo(filepath.Join(fifo, "journal-0000000000000000"), 0o600)
+	link := filepath.Join(dir, "link")
+	os.Mkdir(link, 0o700)
+	os.Symlink("/etc/passwd", filepath.Join(link, "history"))
 	for path, want := range map[string]string{
+		fifo:       "journal-0000000000000000 is a named pipe, not a regular file",
+		link:       "history is a symbolic link, not a regular file",
 		open:       "mode 0777 lets others write it",
 		file:       "not a directory",
 		badHistory: `history file holds "xyz", want 32 hex digits`,

@@ -1,0 +1,150 @@
+package itest_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Adversarial tests of the state directory (issue 13): what an operator's
+// mistakes or a damaged directory do to rtmd at start.
+
+// runRtmdUntilExit starts rtmd on dir and waits for it to exit (it is
+// expected to refuse the directory). It kills rtmd, and reports it, when
+// rtmd is still running after 10 s or when its resident memory passes
+// maxRSS bytes; it returns rtmd's output and whether it exited by itself.
+func runRtmdUntilExit(t *testing.T, dir string, maxRSS int64, args ...string) (out string, exited bool) {
+	t.Helper()
+	var buf lockedBuffer
+	cmd := exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", filepath.Join(shortDir(t), "a.sock"), "-mq", "off", "-no-console", "-state", dir}, args...)...)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return buf.String(), true
+		case <-deadline:
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("rtmd on %s still running after 10 s (killed)", dir)
+			return buf.String(), false
+		case <-tick.C:
+			if rss := vmRSS(cmd.Process.Pid); rss > maxRSS {
+				cmd.Process.Kill()
+				<-done
+				t.Errorf("rtmd on %s holds %d MiB resident, past %d MiB (killed)", dir, rss>>20, maxRSS>>20)
+				return buf.String(), false
+			}
+		}
+	}
+}
+
+// vmRSS returns the resident memory of process pid in bytes, 0 if unknown.
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// newStateDir returns a fresh state directory holding a valid history
+// file and nothing else.
+func newStateDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "history"), []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestAdvStateFIFO: a FIFO where rtmd expects one of its files (an
+// operator's mistake, or a directory restored by a tool that copies
+// special files) makes rtmd refuse the directory, naming the file. Today
+// rtmd blocks for ever in open(2) after it has created its socket (clients
+// that connect wait for a Welcome that never comes), and SIGTERM does not
+// stop it: it is blocked before its loop runs.
+func TestAdvStateFIFO(t *testing.T) {
+	for _, name := range []string{"history", "journal-0000000000000000", "snapshot-0000000000000000"} {
+		t.Run(name, func(t *testing.T) {
+			dir := newStateDir(t)
+			if name == "history" {
+				os.Remove(filepath.Join(dir, "history"))
+			}
+			if err := syscall.Mkfifo(filepath.Join(dir, name), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, exited := runRtmdUntilExit(t, dir, 1<<30)
+			if exited && !strings.Contains(out, name) {
+				t.Errorf("rtmd on a state directory with a FIFO %s: the error does not name it:\n%s", name, out)
+			}
+		})
+	}
+}
+
+// TestAdvStateHistoryDevZero: a history file that is not a small regular
+// file (a symbolic link to /dev/zero, or a huge file) is refused at once.
+// Today rtmd reads it whole into memory (os.ReadFile): on /dev/zero it grows
+// without end (7 GB resident within seconds, until the OOM killer).
+func TestAdvStateHistoryDevZero(t *testing.T) {
+	dir := newStateDir(t)
+	os.Remove(filepath.Join(dir, "history"))
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "history")); err != nil {
+		t.Fatal(err)
+	}
+	out, exited := runRtmdUntilExit(t, dir, 256<<20)
+	if exited && !strings.Contains(out, "history") {
+		t.Errorf("rtmd on a history linked to /dev/zero: the error does not name the history file:\n%s", out)
+	}
+}
+
+// TestAdvStateKeepsForeignFiles: rtmd removes only the leftovers of its
+// own writes (history.tmp, snapshot-SEQ.tmp, journal-SEQ.new). Pointed at a
+// directory that is not a state directory yet (a typo in -state, say
+// -state /root, or a directory shared with other files), it must not
+// delete other files whose names happen to end in .tmp or .new. Today it
+// removes every *.tmp and *.new in the directory (state.removeLeftovers).
+func TestAdvStateKeepsForeignFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "home")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	foreign := map[string][]byte{"thesis.tmp": []byte("three years of work\n"), "sshd_config.new": []byte("PermitRootLogin no\n")}
+	for name, b := range foreign {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startRtmd(t, "-state", dir)
+	d.mustRtm("route", "add", "192.0.2.0/24", "dev", "eth0")
+	d.stop()
+	for name, want := range foreign {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("file %s, not rtmd's, after rtmd used the directory: %q, %v; want it untouched", name, got, err)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 package itest_test
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rtm-project/rtm/internal/wire"
 )
 
 // Adversarial tests of the state directory (issue 13): what an operator's
@@ -146,5 +151,80 @@ func TestAdvStateKeepsForeignFiles(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("file %s, not rtmd's, after rtmd used the directory: %q, %v; want it untouched", name, got, err)
 		}
+	}
+}
+
+// subscribeRaw connects to sock as a peer that never reads what it is
+// sent, and subscribes: resuming after seq in rtmd's history if resume.
+func subscribeRaw(t *testing.T, sock string, after uint64, resume bool) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Name: "adv13"}))
+	typ, p, err := wire.NewReaderSize(nc, 4096).ReadFrame()
+	if err != nil || typ != wire.TWelcome || len(p) < wire.HistoryLen {
+		t.Fatalf("welcome: frame type %d, %v", typ, err)
+	}
+	var h [wire.HistoryLen]byte
+	copy(h[:], p[len(p)-wire.HistoryLen:])
+	var body []byte
+	if resume {
+		body = wire.AppendResume(nil, h, after)
+	}
+	if _, err := nc.Write(wire.AppendRequest(nil, 0, wire.KSubscribe, body)); err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
+// TestAdvResumeMidTurnMemory: a subscriber that asks to resume after a
+// sequence number in the middle of a big turn (a load's) makes rtmd
+// re-encode the rest of that turn, on its loop, into a copy of its own
+// (window.since, suffix). A peer that may only subscribe (or a TCP
+// subscriber) and never reads so pins a copy of the turn per connection,
+// up to -backlog each and 256 connections per uid, where a subscriber
+// that takes the table shares one frozen view. Here 40 such connections
+// after a 200,000-route load hold about 130 MiB in rtmd (and cost 6 times
+// the CPU, on the loop, of 40 that take the table); the retained window
+// should be kept per Changes frame (64 KiB), so that a resume re-encodes
+// at most one frame and shares the rest.
+func TestAdvResumeMidTurnMemory(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "m.sock")
+	d := startRtmd(t, "-socket", sock)
+	file := filepath.Join(t.TempDir(), "routes")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	const n = 200000
+	for i := range n {
+		fmt.Fprintf(w, "10.%d.%d.%d/32 dev eth0\n", i>>16, i>>8&255, i&255)
+	}
+	w.Flush()
+	f.Close()
+	d.mustRtm("route", "add", "192.0.2.0/24", "dev", "eth0") // 1
+	d.mustRtm("route", "load", file)                         // 2 to n+1, one turn
+	pid := d.cmd.Process.Pid
+	const conns = 40
+	grow := func(resume bool) int64 {
+		before := vmRSS(pid)
+		for range conns {
+			subscribeRaw(t, sock, 2, resume)
+		}
+		// Wait until rtmd has answered them all (a status is answered
+		// after the subscriptions it read before it).
+		d.status()
+		time.Sleep(200 * time.Millisecond)
+		return vmRSS(pid) - before
+	}
+	table := grow(false)
+	resumed := grow(true)
+	t.Logf("rtmd's resident memory grew by %d MiB for %d subscribers that take the table, %d MiB for %d that resume after 2 (in a %d-change turn)", table>>20, conns, resumed>>20, conns, n)
+	if resumed > 64<<20 {
+		t.Errorf("%d subscribers that resume inside a big turn and do not read grew rtmd by %d MiB, want under 64 MiB (those that take the table: %d MiB)", conns, resumed>>20, table>>20)
 	}
 }

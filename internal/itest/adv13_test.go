@@ -3,8 +3,11 @@ package itest_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -226,5 +230,132 @@ func TestAdvResumeMidTurnMemory(t *testing.T) {
 	t.Logf("rtmd's resident memory grew by %d MiB for %d subscribers that take the table, %d MiB for %d that resume after 2 (in a %d-change turn)", table>>20, conns, resumed>>20, conns, n)
 	if resumed > 64<<20 {
 		t.Errorf("%d subscribers that resume inside a big turn and do not read grew rtmd by %d MiB, want under 64 MiB (those that take the table: %d MiB)", conns, resumed>>20, table>>20)
+	}
+}
+
+// startRtmdOnTmpfs starts rtmd with its state directory dir on a private
+// tmpfs of size (mount(8)'s size=), in a mount namespace of its own.
+func startRtmdOnTmpfs(t *testing.T, dir, size string, args ...string) *daemon {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a mount namespace and a tmpfs; running as uid", os.Geteuid()) // as TestStateNoSpace
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return startRtmdWith(t, func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+			`mount -t tmpfs -o size=` + size + `,mode=0700 rtmtest "$0" && exec "$@"`, dir, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, _ = exec.LookPath("unshare")
+	}, append([]string{"-state", dir}, args...)...)
+}
+
+// fillDisk fills rtmd's tmpfs at dir (seen through its own mounts) and
+// returns the file to remove to give the space back.
+func fillDisk(t *testing.T, d *daemon, dir string) string {
+	t.Helper()
+	fill := filepath.Join(fmt.Sprintf("/proc/%d/root", d.cmd.Process.Pid), dir, "fill")
+	f, err := os.Create(fill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			// The last partial page too.
+			for _, err := f.Write(buf[:4096]); err == nil; _, err = f.Write(buf[:4096]) {
+			}
+			return fill
+		}
+	}
+}
+
+// writeRoutes writes n /32 routes in route show form to a file.
+func writeRoutes(t *testing.T, n int) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "routes")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i := range n {
+		fmt.Fprintf(w, "10.%d.%d.%d/32 dev eth0\n", i>>16, i>>8&255, i&255)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return file
+}
+
+// TestAdvNoSpaceResendsTable: on a full disk, a route change that cannot
+// be stored was never published, so subscribers have nothing to undo; yet
+// rtmd reads its whole state back from disk (on its loop, which serves
+// nobody meanwhile) and resends every subscriber the whole table, for
+// each refused request. Measured: with 200,000 routes, 20 refused adds
+// cost rtmd 1.8 s of CPU (90 ms each, growing with the table and the
+// journal) and a Mirror 10 resets and 1.8 million events. A writer that
+// retries on a full disk so keeps rtmd's loop busy and every subscriber
+// re-taking the table. Undo should cost the turn (the changes' old
+// values), not the table, and subscribers that were sent nothing of the
+// turn (no MAC entry written to the segment) should not be resent
+// anything.
+func TestAdvNoSpaceResendsTable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	sock := filepath.Join(shortDir(t), "n.sock")
+	d := startRtmdOnTmpfs(t, dir, "32m", "-socket", sock)
+	const n = 20000
+	d.mustRtm("route", "load", writeRoutes(t, n))
+	var ev events
+	m := &client.Mirror{Address: sock, OnEvent: ev.add}
+	stop := runMirror(t, m, n)
+	defer stop()
+	fill := fillDisk(t, d, dir)
+	defer os.Remove(fill)
+	c := d.dial()
+	defer c.Close()
+	ctx := context.Background()
+	add := func(i int) error {
+		_, err := c.Add(ctx, client.Route{Table: client.TableMain, Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), 32),
+			Type: client.Unicast, NextHops: []client.NextHop{{Dev: "eth0"}}})
+		return err
+	}
+	i := 0
+	var err error
+	for ; i < 5000 && err == nil; i++ {
+		err = add(i) // until the journal's last page is full
+	}
+	if err == nil || !strings.Contains(err.Error(), "not stored") {
+		t.Fatalf("changes on a full disk: %v", err)
+	}
+	_, seq := d.table()
+	if err := m.WaitSeq(ctx, seq); err != nil {
+		t.Fatal(err)
+	}
+	ev.take()
+	pid := d.cmd.Process.Pid
+	before := cpuTicks(t, pid)
+	for j := range 5 {
+		if err := add(i + j); err == nil {
+			t.Fatalf("add %d on a full disk succeeded", i+j)
+		}
+	}
+	used := cpuTicks(t, pid) - before
+	d.status() // a turn after the refusals
+	time.Sleep(300 * time.Millisecond)
+	resets, events := 0, ev.take()
+	for _, e := range events {
+		if strings.HasPrefix(e, "reset") {
+			resets++
+		}
+	}
+	t.Logf("5 refused adds with %d routes: rtmd used %d ms of CPU; the mirror had %d events, %d resets", n, used*10, len(events), resets)
+	if resets > 0 {
+		t.Errorf("5 route adds refused on a full disk (never published) made a subscriber take the table %d times (%d events)", resets, len(events))
 	}
 }

@@ -359,3 +359,42 @@ func TestAdvNoSpaceResendsTable(t *testing.T) {
 		t.Errorf("5 route adds refused on a full disk (never published) made a subscriber take the table %d times (%d events)", resets, len(events))
 	}
 }
+
+// TestAdvSaveSpecialFile: rtm save to a file that is not a regular file
+// (a FIFO a backup tool reads, a device such as /dev/null or /dev/full,
+// /dev/stdout) must write into it or refuse it, and leave it what it was.
+// Today rtm save writes a temporary file next to it and renames it over
+// it: as root, `rtm save /dev/full` said "saved 1 routes ... to /dev/full",
+// exit 0, and /dev/full was a regular file holding the routes (and so
+// would /dev/null be, for every program on the host). Here a FIFO and (as
+// root) a character device like /dev/null's, in a temporary directory.
+func TestAdvSaveSpecialFile(t *testing.T) {
+	d := startRtmd(t)
+	d.mustRtm("route", "add", "10.1.0.0/16", "dev", "eth0")
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A reader, so that a writer that opens the FIFO does not block.
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	files := map[string]os.FileMode{fifo: os.ModeNamedPipe}
+	if os.Geteuid() == 0 {
+		null := filepath.Join(dir, "null")
+		if err := syscall.Mknod(null, syscall.S_IFCHR|0o666, 1<<8|3); err != nil { // /dev/null's numbers
+			t.Fatal(err)
+		}
+		files[null] = os.ModeDevice | os.ModeCharDevice
+	}
+	for file, mode := range files {
+		out, errs, code := d.rtm("", "save", file)
+		st, err := os.Lstat(file)
+		if err != nil || st.Mode().Type() != mode {
+			t.Errorf("rtm save %s (exit %d, %q %q): it is now %v, %v; want it left a %v", filepath.Base(file), code, out, errs, st.Mode().Type(), err, mode)
+		}
+	}
+}

@@ -398,3 +398,75 @@ func TestAdvSaveSpecialFile(t *testing.T) {
 		}
 	}
 }
+
+// TestAdvStateLockRemoved: the lock that keeps a second rtmd off a state
+// directory must hold even when its file is removed (an operator who
+// thinks a stale "lock" is left by a dead rtmd, a clean-up script). Today
+// the lock is flock(2) on the file "lock": once it is unlinked a second
+// rtmd makes a new one, locks that, and both append to the same journal;
+// each acknowledges its own changes, and at the next start those of the
+// first are gone (overwritten by the second's records, which read as
+// valid): here 3 acknowledged adds are silently lost. Locking the
+// directory itself (flock on an O_DIRECTORY descriptor), which cannot be
+// unlinked while in use, would keep the second rtmd out.
+func TestAdvStateLockRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	a := startRtmd(t, "-state", dir)
+	a.mustRtm("route", "add", "10.1.0.0/16", "dev", "eth0")
+	if err := os.Remove(filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	out, exited := runRtmdUntilExitOrListening(t, dir)
+	if !exited {
+		// Both run: show what that costs.
+		b := out.(*daemon)
+		for i := range 3 {
+			a.mustRtm("route", "add", fmt.Sprintf("10.2.%d.0/24", i), "dev", "eth0")
+			b.mustRtm("route", "add", fmt.Sprintf("10.3.%d.0/24", i), "dev", "eth0")
+		}
+		a.stop()
+		b.stop()
+		c := startRtmd(t, "-state", dir)
+		got, _ := c.table()
+		t.Errorf("a second rtmd started on a state directory in use, once its lock file was removed; after both acknowledged 3 adds, a restart holds:\n%s", strings.Join(got, "\n"))
+		return
+	}
+	if s := out.(string); !strings.Contains(s, "in use") {
+		t.Errorf("the second rtmd exited, but not saying the directory is in use:\n%s", s)
+	}
+}
+
+// runRtmdUntilExitOrListening starts rtmd on dir; if it exits within 10 s
+// it returns its output (a string) and true, else the running *daemon and
+// false.
+func runRtmdUntilExitOrListening(t *testing.T, dir string) (any, bool) {
+	t.Helper()
+	sock := filepath.Join(shortDir(t), "b.sock")
+	var buf lockedBuffer
+	cmd := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", sock, "-mq", "off", "-no-console", "-state", dir)
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-done:
+			return buf.String(), true
+		default:
+		}
+		if nc, err := net.Dial("unix", sock); err == nil {
+			nc.Close()
+			// Running: hand it over as a daemon, stopped at the end.
+			cmd.Process.Kill()
+			<-done
+			leftovers(sock)
+			return startRtmd(t, "-socket", sock, "-state", dir), false
+		}
+	}
+	cmd.Process.Kill()
+	<-done
+	t.Fatalf("second rtmd neither exited nor listened:\n%s", buf.String())
+	return nil, false
+}

@@ -512,3 +512,51 @@ func TestAdvResumeWindowBound(t *testing.T) {
 		t.Errorf("a 1 MiB resume window took %d MiB more than a window of 1 byte (%d MiB against %d MiB), want under 32 MiB more", (mib-none)>>20, mib>>20, none>>20)
 	}
 }
+
+// TestAdvResumeManyTurnsMemory: a subscriber that resumes from the start
+// of the window is sent every retained turn; rtmd builds, per request and
+// on its loop, a list with one entry per turn (window.since), and the
+// connection holds that and what its writer makes of it until the peer
+// reads. Under one-change churn the default window holds about a million
+// turns. Here 100,000 turns and 40 connections of a peer that resumes
+// after 0 and never reads grow rtmd by about 400 MiB (10 MiB each),
+// against about 12 MiB for 40 that take the table; with the default
+// window that is about 100 MiB per connection, and a uid may hold 256 (a
+// TCP peer 16). Keeping the window in chunks of many turns would make the
+// list a few entries per MiB.
+func TestAdvResumeManyTurnsMemory(t *testing.T) {
+	sock := filepath.Join(shortDir(t), "t.sock")
+	d := startRtmd(t, "-socket", sock, "-state", "none")
+	var wg sync.WaitGroup
+	for g := range 2 {
+		c := d.dial()
+		wg.Go(func() {
+			ctx := context.Background()
+			for i := range 50000 {
+				p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}), 32)
+				if _, err := c.Replace(ctx, client.Route{Table: client.TableMain, Dst: p, Type: client.Unicast, NextHops: []client.NextHop{{Dev: "eth0"}}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	pid := d.cmd.Process.Pid
+	const conns = 40
+	grow := func(resume bool) int64 {
+		before := vmRSS(pid)
+		for range conns {
+			subscribeRaw(t, sock, 0, resume)
+		}
+		d.status()
+		time.Sleep(200 * time.Millisecond)
+		return vmRSS(pid) - before
+	}
+	table := grow(false)
+	resumed := grow(true)
+	t.Logf("rtmd's resident memory grew by %d MiB for %d subscribers that take the table, %d MiB for %d that resume after 0 (100,000 turns)", table>>20, conns, resumed>>20, conns)
+	if resumed > table+48<<20 {
+		t.Errorf("%d subscribers that resume from the window's start and do not read grew rtmd by %d MiB, want under 48 MiB more than %d that take the table (%d MiB)", conns, resumed>>20, conns, table>>20)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -558,5 +559,64 @@ func TestAdvResumeManyTurnsMemory(t *testing.T) {
 	t.Logf("rtmd's resident memory grew by %d MiB for %d subscribers that take the table, %d MiB for %d that resume after 0 (100,000 turns)", table>>20, conns, resumed>>20, conns)
 	if resumed > table+48<<20 {
 		t.Errorf("%d subscribers that resume from the window's start and do not read grew rtmd by %d MiB, want under 48 MiB more than %d that take the table (%d MiB)", conns, resumed>>20, conns, table>>20)
+	}
+}
+
+// TestAdvResumeAfterRestoredState: a state directory restored from a copy
+// (a backup of /var/lib/rtm, a VM or file-system snapshot rolled back)
+// has the same history id and an older sequence number. Once writers have
+// taken rtmd past the sequence number a Mirror holds, the Mirror resumes
+// (same history, its number within the window) and silently keeps the
+// changes rtmd lost, with only rtmd's new ones after its own number on
+// top: here it holds the 3 routes rtmd lost and lacks 3 of rtmd's 5 new
+// ones, with the same count of routes. rtmd cannot tell a restored directory from its own; the
+// subscriber could: if a resuming Subscribe carried a check of the last
+// change it applied (its record's CRC, say), rtmd would compare it with
+// the change at that number in its window and send the table on a
+// mismatch.
+func TestAdvResumeAfterRestoredState(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	backup := filepath.Join(t.TempDir(), "backup")
+	sock := filepath.Join(shortDir(t), "r.sock")
+	d := startRtmd(t, "-socket", sock, "-state", dir)
+	for i := range 3 {
+		d.mustRtm("route", "add", fmt.Sprintf("10.1.%d.0/24", i), "dev", "eth0")
+	}
+	d.stop()
+	if out, err := exec.Command("cp", "-a", dir, backup).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v %s", err, out)
+	}
+	os.Remove(filepath.Join(backup, "lock"))
+	d = startRtmd(t, "-socket", sock, "-state", dir)
+	m := &client.Mirror{Address: sock}
+	stop := runMirror(t, m, 3)
+	for i := range 3 {
+		d.mustRtm("route", "add", fmt.Sprintf("10.2.%d.0/24", i), "dev", "eth0") // 4 to 6: lost with the restore
+	}
+	if err := m.WaitSeq(context.Background(), 6); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	d.stop()
+	// The restore, then the writers come back before the mirror does.
+	os.RemoveAll(dir)
+	if err := os.Rename(backup, dir); err != nil {
+		t.Fatal(err)
+	}
+	d = startRtmd(t, "-socket", sock, "-state", dir)
+	for i := range 5 {
+		d.mustRtm("route", "add", fmt.Sprintf("10.3.%d.0/24", i), "dev", "eth0") // 4 to 8
+	}
+	want, seq := d.table()
+	stop = runMirror(t, m, seq)
+	defer stop()
+	var got []string
+	for _, r := range m.Routes() {
+		got = append(got, r.String())
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("a mirror that resumed on a restored state directory holds %d routes, rtmd %d:\n%s", len(got), len(want), diff(got, want))
 	}
 }

@@ -569,11 +569,11 @@ func TestAdvResumeManyTurnsMemory(t *testing.T) {
 // (same history, its number within the window) and silently keeps the
 // changes rtmd lost, with only rtmd's new ones after its own number on
 // top: here it holds the 3 routes rtmd lost and lacks 3 of rtmd's 5 new
-// ones, with the same count of routes. rtmd cannot tell a restored directory from its own; the
-// subscriber could: if a resuming Subscribe carried a check of the last
-// change it applied (its record's CRC, say), rtmd would compare it with
-// the change at that number in its window and send the table on a
-// mismatch.
+// ones, with the same count of routes. rtmd cannot tell a restored
+// directory from its own; the subscriber could: if a resuming Subscribe
+// carried a check of the last change it applied (its record's CRC, say),
+// rtmd would compare it with the change at that number in its window and
+// send the table on a mismatch.
 func TestAdvResumeAfterRestoredState(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	backup := filepath.Join(t.TempDir(), "backup")

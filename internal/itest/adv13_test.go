@@ -33,13 +33,15 @@ import (
 func runRtmdUntilExit(t *testing.T, dir string, maxRSS int64, args ...string) (out string, exited bool) {
 	t.Helper()
 	var buf lockedBuffer
-	cmd := exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", filepath.Join(shortDir(t), "a.sock"), "-mq", "off", "-no-console", "-state", dir}, args...)...)
+	sock := filepath.Join(shortDir(t), "a.sock")
+	cmd := exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", sock, "-mq", "off", "-no-console", "-state", dir}, args...)...)
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	defer leftovers(sock) // a killed rtmd leaves its socket and segment
 	deadline := time.After(10 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()

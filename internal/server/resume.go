@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 
 	"github.com/rtm-project/rtm/internal/wire"
@@ -18,22 +19,38 @@ import (
 // for subscribers that resume (Config.ResumeWindow).
 const DefaultResumeWindow = 64 << 20
 
-// retained is one turn's published changes, first..last.
-type retained struct {
+// kept is one Changes frame in the window: the changes first..last.
+type kept struct {
 	first, last uint64
-	bufs        [][]byte // Changes frames, shared with the subscribers
-	size        int
+	b           []byte // the frame; its capacity runs to the end of its array
+	array       uint64 // which array b is in, for joining neighbours
+	off         int    // where b starts in it
 }
 
 // window is the published changes kept for resuming subscribers, oldest
-// first, at most max bytes (and at least the last turn's): every change
-// after from.
+// first, at most max bytes (and at least the last frame): every change
+// after from. It keeps them frame by frame, so that a subscriber that
+// resumes inside a big turn costs at most one re-encoded frame, and
+// frames that lie side by side in one array go out as one buffer.
+//
+// A turn's buffers are shared with the subscribers' queues when they are
+// big and full; the frames of small or mostly empty ones (a turn of one
+// change sits in a 4 KiB buffer) are copied into the window's own chunks,
+// so that what the window holds is what it counts.
 type window struct {
-	turns []retained
-	size  int
-	max   int
-	from  uint64
+	frames []kept
+	size   int
+	max    int
+	from   uint64
+
+	chunk  []byte // the chunk small frames are copied into
+	arrays uint64 // the last array number given out
 }
+
+const (
+	windowChunk = 256 << 10 // size of the window's own chunks
+	sharedMin   = 64 << 10  // a smaller buffer is copied, not shared
+)
 
 // add keeps a turn's changes. Other frames among them (a MAC segment
 // that grew) are left out: a resuming client is told the segment of now.
@@ -41,25 +58,52 @@ func (w *window) add(first, last uint64, bufs [][]byte) {
 	if first > last {
 		return
 	}
-	size := 0
-	for _, b := range bufs {
-		size += len(b)
-		if !onlyChanges(b) {
-			bufs = suffix(bufs, first-1)
-			break
-		}
-	}
-	if len(w.turns) == 0 {
+	if len(w.frames) == 0 {
 		w.from = first - 1
 	}
-	w.turns = append(w.turns, retained{first, last, bufs, size})
-	w.size += size
-	for w.size > w.max && len(w.turns) > 1 {
-		w.size -= w.turns[0].size
-		w.turns[0] = retained{}
-		w.turns = w.turns[1:]
-		w.from = w.turns[0].first - 1
+	for _, b := range bufs {
+		shared := len(b) >= sharedMin && len(b) >= cap(b)/2
+		if shared {
+			w.arrays++
+		}
+		for off := 0; ; {
+			typ, p, rest, ok := wire.NextFrame(b[off:])
+			if !ok {
+				break
+			}
+			n := len(b) - off - len(rest)
+			if lo, hi, ok := frameSeqs(p); ok && typ == wire.TChanges {
+				if shared {
+					w.keep(kept{lo, hi, b[off : off+n], w.arrays, off})
+				} else {
+					w.copyIn(lo, hi, b[off:off+n])
+				}
+			}
+			off += n
+		}
 	}
+	for w.size > w.max && len(w.frames) > 1 {
+		w.size -= len(w.frames[0].b)
+		w.frames[0] = kept{}
+		w.frames = w.frames[1:]
+		w.from = w.frames[0].first - 1
+	}
+}
+
+// copyIn keeps a copy of frame in the window's chunk.
+func (w *window) copyIn(first, last uint64, frame []byte) {
+	if cap(w.chunk)-len(w.chunk) < len(frame) {
+		w.chunk = make([]byte, 0, max(windowChunk, len(frame)))
+		w.arrays++
+	}
+	off := len(w.chunk)
+	w.chunk = append(w.chunk, frame...)
+	w.keep(kept{first, last, w.chunk[off:len(w.chunk)], w.arrays, off})
+}
+
+func (w *window) keep(k kept) {
+	w.frames = append(w.frames, k)
+	w.size += len(k.b)
 }
 
 // since returns the changes after seq, through the last kept, as Changes
@@ -68,67 +112,52 @@ func (w *window) since(seq uint64) ([][]byte, bool) {
 	if seq < w.from {
 		return nil, false
 	}
-	i := sort.Search(len(w.turns), func(i int) bool { return w.turns[i].last > seq })
-	if i == len(w.turns) {
+	i := sort.Search(len(w.frames), func(i int) bool { return w.frames[i].last > seq })
+	if i == len(w.frames) {
 		return nil, true // nothing after seq
 	}
-	if w.turns[i].first > seq+1 {
+	if w.frames[i].first > seq+1 {
 		return nil, false
 	}
 	var out [][]byte
-	if t := w.turns[i]; t.first <= seq {
-		out = append(out, suffix(t.bufs, seq)...)
+	if f := w.frames[i]; f.first <= seq {
+		out = append(out, suffix(f.b, seq))
 		i++
 	}
-	for _, t := range w.turns[i:] {
-		out = append(out, t.bufs...)
+	var prev kept
+	for _, f := range w.frames[i:] {
+		if n := len(out); n > 0 && prev.b != nil && f.array == prev.array && f.off == prev.off+len(prev.b) {
+			out[n-1] = out[n-1][:len(out[n-1])+len(f.b)] // f follows prev in their array
+		} else {
+			out = append(out, f.b)
+		}
+		prev = f
 	}
 	return out, true
 }
 
-// suffix re-encodes the changes after seq of bufs.
-func suffix(bufs [][]byte, seq uint64) [][]byte {
+// suffix re-encodes the changes after seq of a Changes frame.
+func suffix(frame []byte, seq uint64) []byte {
 	var cw wire.ChangeWriter
 	var d wire.Decoder
-	for _, b := range bufs {
-		for {
-			typ, p, rest, ok := wire.NextFrame(b)
-			if !ok {
-				break
-			}
-			b = rest
-			if typ != wire.TChanges {
-				continue
-			}
-			d.Changes(p, func(c wire.Change) {
-				if c.Seq <= seq {
-					return
-				}
-				switch c.Op {
-				case wire.OpMACAdd, wire.OpMACChange, wire.OpMACDel:
-					cw.AddMAC(c.Seq, c.Op, c.MAC, c.Slot, c.IP, c.Dev)
-				case wire.OpFlush:
-					cw.AddFlush(c.Seq)
-				default:
-					cw.Add(c.Seq, c.Op, c.Route)
-				}
-			})
-		}
+	typ, p, _, ok := wire.NextFrame(frame)
+	if !ok || typ != wire.TChanges {
+		return nil
 	}
-	return cw.Take()
-}
-
-func onlyChanges(b []byte) bool {
-	for {
-		typ, _, rest, ok := wire.NextFrame(b)
-		if !ok {
-			return true
+	d.Changes(p, func(c wire.Change) {
+		if c.Seq <= seq {
+			return
 		}
-		if typ != wire.TChanges {
-			return false
+		switch c.Op {
+		case wire.OpMACAdd, wire.OpMACChange, wire.OpMACDel:
+			cw.AddMAC(c.Seq, c.Op, c.MAC, c.Slot, c.IP, c.Dev)
+		case wire.OpFlush:
+			cw.AddFlush(c.Seq)
+		default:
+			cw.Add(c.Seq, c.Op, c.Route)
 		}
-		b = rest
-	}
+	})
+	return slices.Concat(cw.Take()...)
 }
 
 // frameSeqs returns the first and last sequence numbers of a Changes

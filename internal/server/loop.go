@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -374,6 +375,7 @@ func (s *Server) set(kind byte, r route.Route) error {
 	case had && old.Equal(&r.Attrs):
 		return nil // nothing changes, so no sequence number is used
 	}
+	s.notePrior(r.Key(), old, had)
 	s.table.Set(&r)
 	op := byte(wire.OpAdd)
 	if had {
@@ -452,6 +454,7 @@ func (s *Server) del(sel route.Selector) error {
 	if r := (route.Route{Table: k.Table, Dst: k.Dst, Attrs: a}); !had || !sel.Select(&r) {
 		return errNotFound("no route %s matches", keyText(k))
 	}
+	s.notePrior(k, a, true)
 	s.table.Delete(k)
 	s.seq++
 	s.changes.Add(s.seq, wire.OpDel, route.Route{Table: k.Table, Dst: k.Dst})
@@ -460,18 +463,20 @@ func (s *Server) del(sel route.Selector) error {
 
 // flushRoutes deletes every route the selector picks and reports how many.
 func (s *Server) flushRoutes(sel route.Selector) int {
-	var keys []route.Key
+	var gone []route.Route
 	for r := range s.table.All() {
 		if sel.Select(&r) {
-			keys = append(keys, r.Key())
+			gone = append(gone, r)
 		}
 	}
-	for _, k := range keys {
+	for _, r := range gone {
+		k := r.Key()
+		s.notePrior(k, r.Attrs, true)
 		s.table.Delete(k)
 		s.seq++
 		s.changes.Add(s.seq, wire.OpDel, route.Route{Table: k.Table, Dst: k.Dst})
 	}
-	return len(keys)
+	return len(gone)
 }
 
 // setMAC applies a MAC add, change or replace: the record first, then the
@@ -550,6 +555,7 @@ func (s *Server) publish() {
 			s.window.add(s.published+1, s.seq, bufs)
 			s.published = s.seq
 		}
+		s.forgetPriors()
 	}
 	for _, r := range s.replies {
 		if notStored != nil && r.mutated {
@@ -582,6 +588,23 @@ func (s *Server) publish() {
 // cannot be read back either, rtmd stops.
 func (s *Server) undo(err error) {
 	s.log.Error("state: a turn's changes could not be stored; they are undone and their requests refused", "err", err)
+	if uint64(len(s.priors)) == s.seq-s.published {
+		// Every change of the turn was a route change that notePrior
+		// saw: put back what they replaced. Subscribers were sent
+		// nothing of them.
+		for _, p := range slices.Backward(s.priors) {
+			if p.had {
+				s.table.Set(&route.Route{Table: p.k.Table, Dst: p.k.Dst, Attrs: p.a})
+			} else {
+				s.table.Delete(p.k)
+			}
+		}
+		s.seq = s.published
+		return
+	}
+	// A load, a flush or a MAC change (which clients may have read in the
+	// segment): read the stored state back, and send subscribers the
+	// table.
 	rec, _, rerr := s.persist.read(false, 0)
 	if rerr == nil {
 		rerr = s.restore(rec)
@@ -597,6 +620,31 @@ func (s *Server) undo(err error) {
 			c.enqueueSnapshot(v, macs, s.seq, wire.ReasonBacklog)
 		}
 	}
+}
+
+// prior is what a route change replaced: the route's attributes, if it
+// had any.
+type prior struct {
+	k   route.Key
+	a   route.Attrs
+	had bool
+}
+
+// notePrior keeps what a route change of this turn replaces, so that undo
+// can put it back without reading the state directory.
+func (s *Server) notePrior(k route.Key, a route.Attrs, had bool) {
+	if s.persist != nil {
+		s.priors = append(s.priors, prior{k, a, had})
+	}
+}
+
+// forgetPriors is called once a turn is stored or undone.
+func (s *Server) forgetPriors() {
+	if cap(s.priors) > 4096 {
+		s.priors = nil // a big flush's: let it go
+	}
+	clear(s.priors)
+	s.priors = s.priors[:0]
 }
 
 // restore makes the tables what rec holds.

@@ -87,6 +87,7 @@ type Server struct {
 	clients map[*conn]struct{}
 	changes wire.ChangeWriter
 	replies []pendingReply
+	priors  []prior // with a state directory: what this turn's route changes replaced
 
 	queue       *mq.Queue
 	tcp         net.Listener

@@ -4,13 +4,14 @@
 //
 // A directory holds
 //
-//	lock                  flock(2)ed by the rtmd that uses it; its pid
+//	lock                  the pid of the rtmd that uses it (which flock(2)s the directory)
 //	history               the history id, 32 hex digits and a newline
 //	snapshot-SEQ          the state at sequence number SEQ (16 hex digits)
 //	journal-SEQ           the changes after SEQ, up to the next journal's SEQ
 //
-// and, after a crash, leftovers of files being written (NAME.tmp,
-// NAME.new), which Open removes.
+// and, after a crash, leftovers of files being written (history.tmp,
+// snapshot-SEQ.tmp, journal-SEQ.new), which Open removes. Other files are
+// left alone.
 package state
 
 import (
@@ -18,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,7 +36,7 @@ type Dir struct {
 	History [16]byte
 	// Removed lists the leftovers of a crash that Open removed.
 	Removed []string
-	lock    *os.File
+	lock    *os.File // the directory, flocked
 }
 
 // DefaultPath is where rtmd keeps its state when -state is not given:
@@ -99,29 +101,57 @@ func checkOwn(path string) error {
 	return nil
 }
 
-// takeLock locks the directory's lock file and writes rtmd's pid into it.
+// takeLock flocks the directory itself (a lock file could be removed
+// under rtmd, and the next rtmd would lock a new one) and writes rtmd's
+// pid into the lock file, for the message a second rtmd gives.
 func (d *Dir) takeLock() error {
-	name := filepath.Join(d.Path, "lock")
-	fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Open(d.Path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("state directory %s: lock: %w", d.Path, os.NewSyscallError("open", err))
 	}
-	f := os.NewFile(uintptr(fd), name)
+	dir := os.NewFile(uintptr(fd), d.Path)
+	name := filepath.Join(d.Path, "lock")
 	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
+		dir.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			holder := strings.TrimSpace(string(b[:n]))
-			return fmt.Errorf("state directory %s is in use by another rtmd (pid %s); give each rtmd its own -state DIR", d.Path, holder)
+			holder, _ := readSmall(name, 32)
+			return fmt.Errorf("state directory %s is in use by another rtmd (pid %s); give each rtmd its own -state DIR", d.Path, strings.TrimSpace(string(holder)))
 		}
 		return fmt.Errorf("state directory %s: lock: %w", d.Path, os.NewSyscallError("flock", err))
 	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	d.lock = dir
+	// The pid is for people; the flock is the lock.
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
+	if err != nil {
+		d.Close()
+		return fmt.Errorf("state directory %s: lock file: %w", d.Path, err)
 	}
-	d.lock = f
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	}
+	f.Close()
 	return nil
+}
+
+// readSmall reads at most n bytes of a regular file, not following a
+// symbolic link and not waiting on a FIFO.
+func readSmall(name string, n int) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is a %s, not a regular file", name, fileKind(st.Mode()))
+	}
+	b := make([]byte, n)
+	m, err := io.ReadFull(f, b)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil
+	}
+	return b[:m], err
 }
 
 // Close unlocks the directory.
@@ -147,7 +177,7 @@ func (d *Dir) removeLeftovers() error {
 		if isState(n) && !e.Type().IsRegular() {
 			return fmt.Errorf("state directory %s: %s is a %s, not a regular file; move it away", d.Path, n, fileKind(e.Type()))
 		}
-		if strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".new") {
+		if isLeftover(n) {
 			if err := os.Remove(filepath.Join(d.Path, n)); err != nil {
 				return fmt.Errorf("state directory: removing a leftover: %w", err)
 			}
@@ -155,6 +185,33 @@ func (d *Dir) removeLeftovers() error {
 		}
 	}
 	return nil
+}
+
+// isLeftover reports whether name is one of the files rtmd writes and
+// renames: history.tmp, snapshot-SEQ.tmp, journal-SEQ.new.
+func isLeftover(name string) bool {
+	if name == "history.tmp" {
+		return true
+	}
+	if base, ok := strings.CutSuffix(name, ".tmp"); ok {
+		kind, _, ok := parseName(base)
+		return ok && kind == "snapshot"
+	}
+	if base, ok := strings.CutSuffix(name, ".new"); ok {
+		kind, _, ok := parseName(base)
+		return ok && kind == "journal"
+	}
+	return false
+}
+
+// parseName parses snapshot-SEQ or journal-SEQ.
+func parseName(name string) (kind string, seq uint64, ok bool) {
+	kind, hexSeq, ok := strings.Cut(name, "-")
+	if !ok || len(hexSeq) != 16 || (kind != "snapshot" && kind != "journal") {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(hexSeq, 16, 64)
+	return kind, seq, err == nil
 }
 
 // isState reports whether name is one of the files rtmd reads back.
@@ -182,7 +239,7 @@ func fileKind(m fs.FileMode) string {
 // holds no state.
 func (d *Dir) readHistory() error {
 	name := filepath.Join(d.Path, "history")
-	b, err := os.ReadFile(name)
+	b, err := readSmall(name, 64)
 	if errors.Is(err, os.ErrNotExist) {
 		snaps, journals, err := d.Files()
 		if err != nil {
@@ -284,12 +341,8 @@ func (d *Dir) Files() (snapshots, journals []uint64, err error) {
 		return nil, nil, fmt.Errorf("state directory: %w", err)
 	}
 	for _, e := range entries {
-		kind, hexSeq, ok := strings.Cut(e.Name(), "-")
-		if !ok || len(hexSeq) != 16 || (kind != "snapshot" && kind != "journal") {
-			continue
-		}
-		seq, err := strconv.ParseUint(hexSeq, 16, 64)
-		if err != nil {
+		kind, seq, ok := parseName(e.Name())
+		if !ok {
 			continue
 		}
 		if kind == "snapshot" {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/rtm-project/rtm/internal/command"
 	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/shm"
+	"github.com/rtm-project/rtm/internal/state"
 )
 
 const usage = `usage: rtm [global flags] COMMAND [ARGS]
@@ -454,8 +456,16 @@ func (e *env) printRoute(r client.Route) {
 }
 
 // save writes every route to file, whole or not at all: a temporary file
-// in its directory, renamed over it once written and synced.
+// in its directory, renamed over it once written and synced. It replaces
+// only a regular file, and keeps its mode (a new file is made 0600).
 func (e *env) save(ctx context.Context, file string) (err error) {
+	mode := fs.FileMode(0o600)
+	if st, err := os.Lstat(file); err == nil {
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("save %s: it is a %s, not a regular file; give a file name", file, state.FileKind(st.Mode()))
+		}
+		mode = st.Mode().Perm()
+	}
 	c, err := e.dial(ctx)
 	if err != nil {
 		return err
@@ -485,6 +495,9 @@ func (e *env) save(ctx context.Context, file string) (err error) {
 	}
 	if err == nil {
 		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Chmod(mode)
 	}
 	if err == nil {
 		err = f.Sync()

@@ -144,7 +144,7 @@ func readSmall(name string, n int) ([]byte, error) {
 	if st, err := f.Stat(); err != nil {
 		return nil, err
 	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is a %s, not a regular file", name, fileKind(st.Mode()))
+		return nil, fmt.Errorf("%s is a %s, not a regular file", name, FileKind(st.Mode()))
 	}
 	b := make([]byte, n)
 	m, err := io.ReadFull(f, b)
@@ -175,7 +175,7 @@ func (d *Dir) removeLeftovers() error {
 	for _, e := range entries {
 		n := e.Name()
 		if isState(n) && !e.Type().IsRegular() {
-			return fmt.Errorf("state directory %s: %s is a %s, not a regular file; move it away", d.Path, n, fileKind(e.Type()))
+			return fmt.Errorf("state directory %s: %s is a %s, not a regular file; move it away", d.Path, n, FileKind(e.Type()))
 		}
 		if isLeftover(n) {
 			if err := os.Remove(filepath.Join(d.Path, n)); err != nil {
@@ -219,7 +219,9 @@ func isState(name string) bool {
 	return name == "history" || strings.HasPrefix(name, "snapshot-") || strings.HasPrefix(name, "journal-")
 }
 
-func fileKind(m fs.FileMode) string {
+// FileKind names the kind of file m is, for errors about a file that is
+// not a regular one.
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeSymlink != 0:
 		return "symbolic link"

@@ -163,9 +163,9 @@ type Conn struct {
 	nc            net.Conn
 	r             *wire.Reader
 	ServerVersion string // rtmd's version, from the handshake
-	// History is rtmd's history id: its state directory's, or one of its
-	// own run without one. Sequence numbers of two histories do not
-	// continue each other.
+	// History is the id of rtmd's run, new each time rtmd starts. A
+	// subscriber that resumes gives back the id it had with its sequence
+	// number; rtmd knows which runs its state continues (docs/state.md).
 	History [wire.HistoryLen]byte
 	// peerUID is the uid rtmd runs as, checked at Dial (SO_PEERCRED), or
 	// noPeerUID over TCP.

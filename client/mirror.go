@@ -73,9 +73,11 @@ type Event struct {
 	// Backlog is set on a Reset sent because this client fell too far
 	// behind; the snapshot that follows replaces its table.
 	Backlog bool
-	// History is set on a Reset because rtmd came back with another
-	// history (its state was lost, or it keeps none): the table that
-	// follows replaces this one, which may hold what rtmd no longer has.
+	// History is set on a Reset because rtmd's state does not continue
+	// the table the mirror held (its state was lost or restored from an
+	// older copy, or it keeps none): the table that follows replaces this
+	// one, which may hold what rtmd no longer has. A mirror with NoResume
+	// does not ask, so is not told.
 	History bool
 	// Resumed is set on a Synced that ends a reconnection in which rtmd
 	// sent only the changes the mirror had missed.
@@ -371,16 +373,16 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 	}
 	var lastAck time.Time
 	const registerID = 1
-	// A mirror that holds a table of rtmd's history asks for what it
-	// missed; one whose rtmd has another history now says so.
+	// A mirror that holds a table asks for what it missed since; rtmd
+	// says whether its state continues that table (a table of another
+	// history comes with ReasonHistory).
 	m.mu.Lock()
-	resume := m.synced && m.history == c.History && !m.NoResume
-	newHistory := m.synced && m.history != c.History
-	after := m.seq
+	resume := m.synced && !m.NoResume
+	history, after := m.history, m.seq
 	m.mu.Unlock()
 	var body []byte
 	if resume {
-		body = wire.AppendResume(nil, c.History, after)
+		body = wire.AppendResume(nil, history, after)
 	}
 	if _, err := c.nc.Write(wire.AppendRequest(nil, 0, wire.KSubscribe, body)); err != nil {
 		return false, fmt.Errorf("subscribe: %w", err)
@@ -450,8 +452,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				nextSeg.Close()
 				nextSeg = nil
 			}
-			emit(Event{Kind: Reset, Seq: snap, Backlog: reason == wire.ReasonBacklog, History: newHistory})
-			newHistory = false
+			emit(Event{Kind: Reset, Seq: snap, Backlog: reason == wire.ReasonBacklog, History: reason == wire.ReasonHistory})
 		case wire.TSnapshot:
 			if next == nil {
 				return synced, errors.New("protocol error: snapshot routes outside a snapshot")
@@ -550,6 +551,9 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if err := register(); err != nil {
 				return synced, err
 			}
+			m.mu.Lock()
+			m.history = c.History // this run continues the table, from now on under its id
+			m.mu.Unlock()
 			synced = true
 			emit(Event{Kind: Synced, Seq: seq, Resumed: true})
 		case wire.TChanges:

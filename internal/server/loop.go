@@ -325,10 +325,15 @@ func (s *Server) apply(r evRequest, res *Result) {
 			res.Err = errors.New("already subscribed")
 			break
 		}
-		if r.resume && s.resume(r.c, r.history, r.after) {
-			break
+		reason := byte(wire.ReasonNew)
+		if r.resume {
+			if !s.continues(r.history, r.after) {
+				reason = wire.ReasonHistory
+			} else if s.resume(r.c, r.after) {
+				break
+			}
 		}
-		s.snapshot(r.c, wire.ReasonNew)
+		s.snapshot(r.c, reason)
 	default:
 		res.Err = fmt.Errorf("unknown request kind %d", r.kind)
 	}

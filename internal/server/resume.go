@@ -8,10 +8,10 @@ import (
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
-// A subscriber that reconnects may resume: it says the history and the
-// sequence number of the table it holds, and rtmd sends it the changes
-// after that (a Resumed frame, then Changes frames) instead of the whole
-// table, when it still has them. rtmd keeps the last ResumeWindow bytes of
+// A subscriber that reconnects may resume: it says the run (the history
+// id of the Welcome it had) and the sequence number of the table it
+// holds, and rtmd sends it the changes after that (a Resumed frame, then
+// Changes frames) instead of the whole table, when it still has them. rtmd keeps the last ResumeWindow bytes of
 // published changes for that, in memory, read back from the journal at
 // start.
 
@@ -174,12 +174,26 @@ func frameSeqs(p []byte) (first, last uint64, ok bool) {
 	return first, first + uint64(n) - 1, true
 }
 
-// resume subscribes c from after, if history is this rtmd's and the
-// changes after are still kept; it reports whether it did.
-func (s *Server) resume(c *conn, history [wire.HistoryLen]byte, after uint64) bool {
-	if history != s.history || after > s.seq {
-		return false
+// continues reports whether the table of run at seq is one that this
+// rtmd's state continues: run is this one, or one before it on the state
+// directory that ended at seq or later. A subscriber that holds another
+// (rtmd's state was lost, or restored from an older copy, or rtmd keeps
+// none) is sent the table with ReasonHistory.
+func (s *Server) continues(run [wire.HistoryLen]byte, seq uint64) bool {
+	if run == s.history {
+		return seq <= s.seq
 	}
+	for _, r := range s.runs {
+		if r.ID == run {
+			return seq <= r.End
+		}
+	}
+	return false
+}
+
+// resume subscribes c from after, if the changes after it are still kept;
+// it reports whether it did.
+func (s *Server) resume(c *conn, after uint64) bool {
 	if err := s.macs.check(); err != nil { // as a snapshot does: the segment may have failed under the client
 		s.log.Error("MAC table", "err", err)
 	}

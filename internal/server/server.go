@@ -30,6 +30,7 @@ import (
 	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/shm"
+	"github.com/rtm-project/rtm/internal/state"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -98,7 +99,8 @@ type Server struct {
 	compacted   chan compaction       // its result, for the loop
 	persist     *persist              // the state directory; nil without Config.State
 	halt        error                 // set by the loop: rtmd must stop
-	history     [wire.HistoryLen]byte // the state directory's, or random: told in Welcome
+	history     [wire.HistoryLen]byte // this run's id, told in Welcome
+	runs        []state.Run           // the runs on the state directory before this one, newest first
 	window      window                // published changes kept for subscribers that resume; owned by the loop
 	published   uint64                // the sequence number of the last change published
 	started     time.Time
@@ -221,7 +223,9 @@ func New(cfg Config) (*Server, error) {
 			return fail(err)
 		}
 		s.persist = p
-		s.history = p.dir.History
+		if s.history, s.runs, err = p.dir.NewRun(rec.seq); err != nil {
+			return fail(err)
+		}
 		if err := s.restore(rec); err != nil {
 			return fail(err)
 		}

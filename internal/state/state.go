@@ -6,6 +6,7 @@
 //
 //	lock                  the pid of the rtmd that uses it (which flock(2)s the directory)
 //	history               the history id, 32 hex digits and a newline
+//	runs                  the id of each start of rtmd on the directory (docs/state.md)
 //	snapshot-SEQ          the state at sequence number SEQ (16 hex digits)
 //	journal-SEQ           the changes after SEQ, up to the next journal's SEQ
 //
@@ -188,9 +189,9 @@ func (d *Dir) removeLeftovers() error {
 }
 
 // isLeftover reports whether name is one of the files rtmd writes and
-// renames: history.tmp, snapshot-SEQ.tmp, journal-SEQ.new.
+// renames: history.tmp, runs.tmp, snapshot-SEQ.tmp, journal-SEQ.new.
 func isLeftover(name string) bool {
-	if name == "history.tmp" {
+	if name == "history.tmp" || name == "runs.tmp" {
 		return true
 	}
 	if base, ok := strings.CutSuffix(name, ".tmp"); ok {
@@ -216,7 +217,7 @@ func parseName(name string) (kind string, seq uint64, ok bool) {
 
 // isState reports whether name is one of the files rtmd reads back.
 func isState(name string) bool {
-	return name == "history" || strings.HasPrefix(name, "snapshot-") || strings.HasPrefix(name, "journal-")
+	return name == "history" || name == "runs" || strings.HasPrefix(name, "snapshot-") || strings.HasPrefix(name, "journal-")
 }
 
 // FileKind names the kind of file m is, for errors about a file that is
@@ -257,20 +258,85 @@ func (d *Dir) readHistory() error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	s := strings.TrimSuffix(string(b), "\n")
-	if n, err := hex.Decode(d.History[:], []byte(s)); err != nil || n != len(d.History) || len(s) != 2*len(d.History) {
-		return fmt.Errorf("state directory %s: history file holds %q, want 32 hex digits", d.Path, truncate(s, 64))
+	if d.History, err = parseID(s); err != nil {
+		return fmt.Errorf("state directory %s: history file %w", d.Path, err)
 	}
 	return nil
 }
 
 // SetHistory gives the directory a new history id, stored before it
-// returns.
+// returns. The runs before it are forgotten: the state does not continue
+// theirs.
 func (d *Dir) SetHistory(h [16]byte) error {
+	if err := writeFile(filepath.Join(d.Path, "runs"), nil); err != nil {
+		return err
+	}
 	if err := writeFile(filepath.Join(d.Path, "history"), []byte(hex.EncodeToString(h[:])+"\n")); err != nil {
 		return err
 	}
 	d.History = h
 	return nil
+}
+
+// A Run is one start of rtmd on the directory: its id, which rtmd tells
+// subscribers in Welcome, and the sequence number its changes ended at
+// (as the next start read the state back). A subscriber that holds the
+// table of a run at a sequence number up to End holds a state that this
+// directory continues, and may resume; one past End holds changes that
+// are not in it (the directory was restored from an older copy).
+type Run struct {
+	ID  [16]byte
+	End uint64
+}
+
+// MaxRuns is how many runs the directory remembers.
+const MaxRuns = 16
+
+// NewRun records a start of rtmd that read the state back at seq: the
+// run before it ended at seq. It returns the new run's id and the runs
+// before it, newest first.
+func (d *Dir) NewRun(seq uint64) (id [16]byte, before []Run, err error) {
+	name := filepath.Join(d.Path, "runs")
+	b, err := readSmall(name, 64*(MaxRuns+1))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return id, nil, fmt.Errorf("state directory: %w", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != "" {
+		last, err := parseID(lines[0])
+		if err != nil {
+			return id, nil, fmt.Errorf("state directory %s: runs file, line 1 %w", d.Path, err)
+		}
+		before = append(before, Run{last, seq})
+		for i, l := range lines[1:] {
+			h, end, _ := strings.Cut(l, " ")
+			r := Run{}
+			if r.ID, err = parseID(h); err == nil {
+				r.End, err = strconv.ParseUint(end, 16, 64)
+			}
+			if err != nil {
+				return id, nil, fmt.Errorf("state directory %s: runs file, line %d: %q: want an id and a sequence number", d.Path, i+2, truncate(l, 64))
+			}
+			before = append(before, r)
+		}
+	}
+	before = before[:min(len(before), MaxRuns)]
+	rand.Read(id[:])
+	out := hex.EncodeToString(id[:]) + "\n"
+	for _, r := range before {
+		out += fmt.Sprintf("%s %016x\n", hex.EncodeToString(r.ID[:]), r.End)
+	}
+	if err := writeFile(name, []byte(out)); err != nil {
+		return id, nil, err
+	}
+	return id, before, nil
+}
+
+func parseID(s string) (id [16]byte, err error) {
+	if n, err := hex.Decode(id[:], []byte(s)); err != nil || n != len(id) || len(s) != 2*len(id) {
+		return id, fmt.Errorf("holds %q, want 32 hex digits", truncate(s, 64))
+	}
+	return id, nil
 }
 
 func truncate(s string, n int) string {

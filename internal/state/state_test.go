@@ -100,3 +100,41 @@ func TestFiles(t *testing.T) {
 		t.Errorf("Files = %v %v %v", snaps, journals, err)
 	}
 }
+
+// TestRuns: each start records a new run and the end of the one before
+// it; a new history forgets the runs; the file keeps state.MaxRuns.
+func TestRuns(t *testing.T) {
+	d, err := state.Open(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	first, before, err := d.NewRun(0)
+	if err != nil || len(before) != 0 {
+		t.Fatalf("first run: %v runs before, %v", before, err)
+	}
+	second, before, err := d.NewRun(42)
+	if err != nil || len(before) != 1 || before[0] != (state.Run{first, 42}) || second == first {
+		t.Fatalf("second run: runs before %v, %v; want the first ending at 42", before, err)
+	}
+	for i := range state.MaxRuns + 3 {
+		if _, before, err = d.NewRun(uint64(100 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(before) != state.MaxRuns || before[0].End != 100+state.MaxRuns+2 {
+		t.Errorf("after %d runs: %d remembered, the newest ending at %d", state.MaxRuns+5, len(before), before[0].End)
+	}
+	if err := d.SetHistory([16]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, before, err = d.NewRun(7); err != nil || len(before) != 0 {
+		t.Errorf("after a new history: runs before %v, %v; want none", before, err)
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "runs"), []byte("00000000000000000000000000000000\nzz 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.NewRun(7); err == nil || !strings.Contains(err.Error(), "runs file, line 2") {
+		t.Errorf("a damaged runs file: %v; want an error naming line 2", err)
+	}
+}

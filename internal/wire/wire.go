@@ -143,6 +143,7 @@ const (
 const (
 	ReasonNew     = 0 // a new subscription
 	ReasonBacklog = 1 // the client fell too far behind; this replaces its table
+	ReasonHistory = 2 // the client asked to resume a table this rtmd's state does not continue
 )
 
 // Change is one record of a Changes frame.

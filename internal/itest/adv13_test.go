@@ -96,10 +96,10 @@ func newStateDir(t *testing.T) string {
 
 // TestAdvStateFIFO: a FIFO where rtmd expects one of its files (an
 // operator's mistake, or a directory restored by a tool that copies
-// special files) makes rtmd refuse the directory, naming the file. Today
-// rtmd blocks for ever in open(2) after it has created its socket (clients
-// that connect wait for a Welcome that never comes), and SIGTERM does not
-// stop it: it is blocked before its loop runs.
+// special files) makes rtmd refuse the directory, naming the file. Before
+// the fix rtmd blocked for ever in open(2) after it has created its socket (clients
+// that connect waited for a Welcome that never came), and SIGTERM did not
+// stop it: it was blocked before its loop runs.
 func TestAdvStateFIFO(t *testing.T) {
 	for _, name := range []string{"history", "journal-0000000000000000", "snapshot-0000000000000000"} {
 		t.Run(name, func(t *testing.T) {
@@ -120,7 +120,7 @@ func TestAdvStateFIFO(t *testing.T) {
 
 // TestAdvStateHistoryDevZero: a history file that is not a small regular
 // file (a symbolic link to /dev/zero, or a huge file) is refused at once.
-// Today rtmd reads it whole into memory (os.ReadFile): on /dev/zero it grows
+// Before the fix rtmd read it whole into memory (os.ReadFile): on /dev/zero it grew
 // without end (7 GB resident within seconds, until the OOM killer).
 func TestAdvStateHistoryDevZero(t *testing.T) {
 	dir := newStateDir(t)
@@ -138,8 +138,8 @@ func TestAdvStateHistoryDevZero(t *testing.T) {
 // own writes (history.tmp, snapshot-SEQ.tmp, journal-SEQ.new). Pointed at a
 // directory that is not a state directory yet (a typo in -state, say
 // -state /root, or a directory shared with other files), it must not
-// delete other files whose names happen to end in .tmp or .new. Today it
-// removes every *.tmp and *.new in the directory (state.removeLeftovers).
+// delete other files whose names happen to end in .tmp or .new. Before the
+// fix it removed every *.tmp and *.new in the directory (state.removeLeftovers).
 func TestAdvStateKeepsForeignFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "home")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -189,16 +189,16 @@ func subscribeRaw(t *testing.T, sock string, after uint64, resume bool) net.Conn
 }
 
 // TestAdvResumeMidTurnMemory: a subscriber that asks to resume after a
-// sequence number in the middle of a big turn (a load's) makes rtmd
+// sequence number in the middle of a big turn (a load's) made rtmd
 // re-encode the rest of that turn, on its loop, into a copy of its own
 // (window.since, suffix). A peer that may only subscribe (or a TCP
 // subscriber) and never reads so pins a copy of the turn per connection,
 // up to -backlog each and 256 connections per uid, where a subscriber
 // that takes the table shares one frozen view. Here 40 such connections
-// after a 200,000-route load hold about 130 MiB in rtmd (and cost 6 times
-// the CPU, on the loop, of 40 that take the table); the retained window
-// should be kept per Changes frame (64 KiB), so that a resume re-encodes
-// at most one frame and shares the rest.
+// after a 200,000-route load held about 130 MiB in rtmd (and cost 6 times
+// the CPU, on the loop, of 40 that take the table); the window now keeps
+// Changes frames (64 KiB at most), so that a resume re-encodes at most
+// one frame and shares the rest.
 func TestAdvResumeMidTurnMemory(t *testing.T) {
 	sock := filepath.Join(shortDir(t), "m.sock")
 	d := startRtmd(t, "-socket", sock)
@@ -299,16 +299,15 @@ func writeRoutes(t *testing.T, n int) string {
 
 // TestAdvNoSpaceResendsTable: on a full disk, a route change that cannot
 // be stored was never published, so subscribers have nothing to undo; yet
-// rtmd reads its whole state back from disk (on its loop, which serves
-// nobody meanwhile) and resends every subscriber the whole table, for
+// rtmd read its whole state back from disk (on its loop, which serves
+// nobody meanwhile) and resent every subscriber the whole table, for
 // each refused request. Measured: with 200,000 routes, 20 refused adds
 // cost rtmd 1.8 s of CPU (90 ms each, growing with the table and the
 // journal) and a Mirror 10 resets and 1.8 million events. A writer that
 // retries on a full disk so keeps rtmd's loop busy and every subscriber
-// re-taking the table. Undo should cost the turn (the changes' old
+// re-taking the table. Undo now costs the turn (the changes' old
 // values), not the table, and subscribers that were sent nothing of the
-// turn (no MAC entry written to the segment) should not be resent
-// anything.
+// turn (no MAC entry written to the segment) are not resent anything.
 func TestAdvNoSpaceResendsTable(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	sock := filepath.Join(shortDir(t), "n.sock")
@@ -367,8 +366,8 @@ func TestAdvNoSpaceResendsTable(t *testing.T) {
 // TestAdvSaveSpecialFile: rtm save to a file that is not a regular file
 // (a FIFO a backup tool reads, a device such as /dev/null or /dev/full,
 // /dev/stdout) must write into it or refuse it, and leave it what it was.
-// Today rtm save writes a temporary file next to it and renames it over
-// it: as root, `rtm save /dev/full` said "saved 1 routes ... to /dev/full",
+// Before the fix rtm save wrote a temporary file next to it and renamed it
+// over it: as root, `rtm save /dev/full` said "saved 1 routes ... to /dev/full",
 // exit 0, and /dev/full was a regular file holding the routes (and so
 // would /dev/null be, for every program on the host). Here a FIFO and (as
 // root) a character device like /dev/null's, in a temporary directory.
@@ -405,14 +404,13 @@ func TestAdvSaveSpecialFile(t *testing.T) {
 
 // TestAdvStateLockRemoved: the lock that keeps a second rtmd off a state
 // directory must hold even when its file is removed (an operator who
-// thinks a stale "lock" is left by a dead rtmd, a clean-up script). Today
-// the lock is flock(2) on the file "lock": once it is unlinked a second
-// rtmd makes a new one, locks that, and both append to the same journal;
+// thinks a stale "lock" is left by a dead rtmd, a clean-up script). Before
+// the fix the lock was flock(2) on the file "lock": once it was unlinked a
+// second rtmd made a new one, locked that, and both appended to the same journal;
 // each acknowledges its own changes, and at the next start those of the
 // first are gone (overwritten by the second's records, which read as
-// valid): here 3 acknowledged adds are silently lost. Locking the
-// directory itself (flock on an O_DIRECTORY descriptor), which cannot be
-// unlinked while in use, would keep the second rtmd out.
+// valid): here 3 acknowledged adds were silently lost. rtmd now locks the
+// directory itself (flock on an O_DIRECTORY descriptor).
 func TestAdvStateLockRemoved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	a := startRtmd(t, "-state", dir)
@@ -476,16 +474,15 @@ func runRtmdUntilExitOrListening(t *testing.T, dir string) (any, bool) {
 }
 
 // TestAdvResumeWindowBound: -resume-window bounds the memory the changes
-// kept for resuming subscribers take. Today the window counts each turn's
-// bytes (len) but keeps the buffer they were written in: a turn of one
-// change is about 60 bytes in a 4 KiB buffer (wire.ChangeWriter starts
-// each turn's buffer at 4 KiB), plus the turn's bookkeeping, so with the
-// churn of a routing daemon (a change or two per turn) the window holds
-// about 70 times its bound. Here 40,000 one-change turns with
-// -resume-window 1 MiB grow rtmd by about 170 MiB (against 5 MiB with a
-// window of 1 byte); the default 64 MiB window would hold over 4 GiB. The
-// window should copy a small turn into a buffer of its size (or pack turns
-// into shared chunks) and count what it keeps.
+// kept for resuming subscribers take. Before the fix the window counted
+// each turn's bytes (len) but kept the buffer they were written in: a
+// turn of one change is about 60 bytes in a 4 KiB buffer (wire.ChangeWriter
+// starts each turn's buffer at 4 KiB), so under the churn of a routing
+// daemon (a change or two per turn) the window held about 70 times its
+// bound: 40,000 one-change turns with -resume-window 1 MiB grew rtmd by
+// about 170 MiB (against 5 MiB with a window of 1 byte). The window now
+// copies small frames side by side into chunks of its own and counts
+// what it keeps.
 func TestAdvResumeWindowBound(t *testing.T) {
 	grow := func(window string) int64 {
 		d := startRtmd(t, "-state", "none", "-resume-window", window)
@@ -517,16 +514,13 @@ func TestAdvResumeWindowBound(t *testing.T) {
 }
 
 // TestAdvResumeManyTurnsMemory: a subscriber that resumes from the start
-// of the window is sent every retained turn; rtmd builds, per request and
-// on its loop, a list with one entry per turn (window.since), and the
-// connection holds that and what its writer makes of it until the peer
-// reads. Under one-change churn the default window holds about a million
-// turns. Here 100,000 turns and 40 connections of a peer that resumes
-// after 0 and never reads grow rtmd by about 400 MiB (10 MiB each),
-// against about 12 MiB for 40 that take the table; with the default
-// window that is about 100 MiB per connection, and a uid may hold 256 (a
-// TCP peer 16). Keeping the window in chunks of many turns would make the
-// list a few entries per MiB.
+// of the window is sent every retained change. Before the fix rtmd built,
+// per request and on its loop, a list with one entry per turn
+// (window.since), which the connection held until the peer read: 100,000
+// turns and 40 connections of a peer that resumes after 0 and never reads
+// grew rtmd by about 400 MiB (10 MiB each), against about 12 MiB for 40
+// that take the table. Frames that lie side by side in the window's
+// chunks now go out as one buffer: a few entries per MiB.
 func TestAdvResumeManyTurnsMemory(t *testing.T) {
 	sock := filepath.Join(shortDir(t), "t.sock")
 	d := startRtmd(t, "-socket", sock, "-state", "none")
@@ -566,16 +560,13 @@ func TestAdvResumeManyTurnsMemory(t *testing.T) {
 
 // TestAdvResumeAfterRestoredState: a state directory restored from a copy
 // (a backup of /var/lib/rtm, a VM or file-system snapshot rolled back)
-// has the same history id and an older sequence number. Once writers have
-// taken rtmd past the sequence number a Mirror holds, the Mirror resumes
-// (same history, its number within the window) and silently keeps the
-// changes rtmd lost, with only rtmd's new ones after its own number on
-// top: here it holds the 3 routes rtmd lost and lacks 3 of rtmd's 5 new
-// ones, with the same count of routes. rtmd cannot tell a restored
-// directory from its own; the subscriber could: if a resuming Subscribe
-// carried a check of the last change it applied (its record's CRC, say),
-// rtmd would compare it with the change at that number in its window and
-// send the table on a mismatch.
+// has the same history id and an older sequence number. Before the fix,
+// once writers had taken rtmd past the sequence number a Mirror held, the
+// Mirror resumed (same history, its number within the window) and
+// silently kept the changes rtmd lost, with only rtmd's new ones on top.
+// Now each start of rtmd is a run, and the directory records where each
+// run ended: the copy ends the Mirror's run before the Mirror's number,
+// so the Mirror takes the table, told that it is another history.
 func TestAdvResumeAfterRestoredState(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	backup := filepath.Join(t.TempDir(), "backup")

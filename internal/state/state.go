@@ -333,7 +333,10 @@ func (d *Dir) NewRun(seq uint64) (id [16]byte, before []Run, err error) {
 }
 
 func parseID(s string) (id [16]byte, err error) {
-	if n, err := hex.Decode(id[:], []byte(s)); err != nil || n != len(id) || len(s) != 2*len(id) {
+	if len(s) != 2*len(id) {
+		return id, fmt.Errorf("holds %q, want 32 hex digits", truncate(s, 64))
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
 		return id, fmt.Errorf("holds %q, want 32 hex digits", truncate(s, 64))
 	}
 	return id, nil

@@ -466,12 +466,10 @@ func (e *env) save(ctx context.Context, file string) (err error) {
 		}
 		mode = st.Mode().Perm()
 	}
-	c, err := e.dial(ctx)
+	c, ctx, done, err := e.snapshotConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, done := e.request(ctx, 1)
 	defer done()
 	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
 	if err != nil {
@@ -518,12 +516,10 @@ func (e *env) save(ctx context.Context, file string) (err error) {
 // show prints the routes that cmd.Sel picks. It subscribes for a snapshot
 // on a connection of its own, since the subscription stays on it.
 func (e *env) show(ctx context.Context, cmd command.Command) error {
-	c, err := e.dial(ctx)
+	c, ctx, done, err := e.snapshotConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, done := e.request(ctx, 1)
 	defer done()
 	rw := command.RouteWriter{W: e.stdout, JSON: cmd.JSON, Oneline: cmd.Oneline}
 	sel := cmd.Sel

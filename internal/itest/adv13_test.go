@@ -216,21 +216,9 @@ func TestAdvResumeMidTurnMemory(t *testing.T) {
 	f.Close()
 	d.mustRtm("route", "add", "192.0.2.0/24", "dev", "eth0") // 1
 	d.mustRtm("route", "load", file)                         // 2 to n+1, one turn
-	pid := d.cmd.Process.Pid
 	const conns = 40
-	grow := func(resume bool) int64 {
-		before := vmRSS(pid)
-		for range conns {
-			subscribeRaw(t, sock, 2, resume)
-		}
-		// Wait until rtmd has answered them all (a status is answered
-		// after the subscriptions it read before it).
-		d.status()
-		time.Sleep(200 * time.Millisecond)
-		return vmRSS(pid) - before
-	}
-	table := grow(false)
-	resumed := grow(true)
+	table := subscribersGrowth(t, d, sock, conns, 2, false)
+	resumed := subscribersGrowth(t, d, sock, conns, 2, true)
 	t.Logf("rtmd's resident memory grew by %d MiB for %d subscribers that take the table, %d MiB for %d that resume after 2 (in a %d-change turn)", table>>20, conns, resumed>>20, conns, n)
 	if resumed > 64<<20 {
 		t.Errorf("%d subscribers that resume inside a big turn and do not read grew rtmd by %d MiB, want under 64 MiB (those that take the table: %d MiB)", conns, resumed>>20, table>>20)
@@ -539,19 +527,9 @@ func TestAdvResumeManyTurnsMemory(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	pid := d.cmd.Process.Pid
 	const conns = 40
-	grow := func(resume bool) int64 {
-		before := vmRSS(pid)
-		for range conns {
-			subscribeRaw(t, sock, 0, resume)
-		}
-		d.status()
-		time.Sleep(200 * time.Millisecond)
-		return vmRSS(pid) - before
-	}
-	table := grow(false)
-	resumed := grow(true)
+	table := subscribersGrowth(t, d, sock, conns, 0, false)
+	resumed := subscribersGrowth(t, d, sock, conns, 0, true)
 	t.Logf("rtmd's resident memory grew by %d MiB for %d subscribers that take the table, %d MiB for %d that resume after 0 (100,000 turns)", table>>20, conns, resumed>>20, conns)
 	if resumed > table+48<<20 {
 		t.Errorf("%d subscribers that resume from the window's start and do not read grew rtmd by %d MiB, want under 48 MiB more than %d that take the table (%d MiB)", conns, resumed>>20, conns, table>>20)
@@ -612,4 +590,19 @@ func TestAdvResumeAfterRestoredState(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("a mirror that resumed on a restored state directory holds %d routes, rtmd %d:\n%s", len(got), len(want), diff(got, want))
 	}
+}
+
+// subscribersGrowth returns how much rtmd's resident memory grows when
+// conns peers subscribe (resuming after seq, with resume) and never read.
+func subscribersGrowth(t *testing.T, d *daemon, sock string, conns int, after uint64, resume bool) int64 {
+	t.Helper()
+	before := vmRSS(d.cmd.Process.Pid)
+	for range conns {
+		subscribeRaw(t, sock, after, resume)
+	}
+	// Wait until rtmd has answered them all (a status is answered after
+	// the subscriptions it read before it).
+	d.status()
+	time.Sleep(200 * time.Millisecond)
+	return vmRSS(d.cmd.Process.Pid) - before
 }

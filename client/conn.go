@@ -137,6 +137,7 @@ func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, erro
 			version := dec.U16("version")
 			dec.U64("sequence")
 			c.ServerVersion = dec.String("server version")
+			c.History = dec.History("history")
 			if err := dec.Finish(); err != nil {
 				return fmt.Errorf("bad welcome: %w", err)
 			}
@@ -162,6 +163,10 @@ type Conn struct {
 	nc            net.Conn
 	r             *wire.Reader
 	ServerVersion string // rtmd's version, from the handshake
+	// History is the id of rtmd's run, new each time rtmd starts. A
+	// subscriber that resumes gives back the id it had with its sequence
+	// number; rtmd knows which runs its state continues (docs/state.md).
+	History [wire.HistoryLen]byte
 	// peerUID is the uid rtmd runs as, checked at Dial (SO_PEERCRED), or
 	// noPeerUID over TCP.
 	peerUID uint32

@@ -73,6 +73,15 @@ type Event struct {
 	// Backlog is set on a Reset sent because this client fell too far
 	// behind; the snapshot that follows replaces its table.
 	Backlog bool
+	// History is set on a Reset because rtmd's state does not continue
+	// the table the mirror held (its state was lost or restored from an
+	// older copy, or it keeps none): the table that follows replaces this
+	// one, which may hold what rtmd no longer has. A mirror with NoResume
+	// does not ask, so is not told.
+	History bool
+	// Resumed is set on a Synced that ends a reconnection in which rtmd
+	// sent only the changes the mirror had missed.
+	Resumed bool
 	// More reports that more events of the same frame follow at once; a
 	// printer can flush its output when More is false.
 	More bool
@@ -92,7 +101,10 @@ type Mirror struct {
 	Dialer  Dialer
 	// OnEvent, if set, is called for every event, in order, from Run's
 	// goroutine, after the event is applied to the mirror.
-	OnEvent func(Event)
+	// NoResume makes every reconnection take the whole table, as before
+	// rtmd could resume a subscriber.
+	NoResume bool
+	OnEvent  func(Event)
 	// OnError, if set, is called with each error that ends a connection,
 	// before Run reconnects.
 	OnError func(error)
@@ -115,6 +127,7 @@ type Mirror struct {
 	macs    atomic.Pointer[macIndex] // MAC -> slot in seg; read without the lock
 	seg     atomic.Pointer[segRef]
 	seq     uint64
+	history [wire.HistoryLen]byte // of the rtmd the table came from
 	synced  bool
 	resyncs int
 	changed chan struct{} // closed and replaced when seq advances
@@ -360,8 +373,32 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 	}
 	var lastAck time.Time
 	const registerID = 1
-	if _, err := c.nc.Write(wire.AppendRequest(nil, 0, wire.KSubscribe, nil)); err != nil {
+	// A mirror that holds a table asks for what it missed since; rtmd
+	// says whether its state continues that table (a table of another
+	// history comes with ReasonHistory).
+	m.mu.Lock()
+	resume := m.synced && !m.NoResume
+	history, after := m.history, m.seq
+	m.mu.Unlock()
+	var body []byte
+	if resume {
+		body = wire.AppendResume(nil, history, after)
+	}
+	if _, err := c.nc.Write(wire.AppendRequest(nil, 0, wire.KSubscribe, body)); err != nil {
 		return false, fmt.Errorf("subscribe: %w", err)
+	}
+	register := func() error {
+		// Before anyone waiting for the sync can go on (and, say, close
+		// the mirror): rtmd then reads the registration before anything
+		// sent after the sync.
+		if !m.Register || synced {
+			return nil
+		}
+		pid := binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid()))
+		if _, err := c.nc.Write(wire.AppendRequest(nil, registerID, wire.KRegister, pid)); err != nil {
+			return fmt.Errorf("register: %w", err)
+		}
+		return nil
 	}
 	var (
 		d        wire.Decoder
@@ -415,7 +452,7 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 				nextSeg.Close()
 				nextSeg = nil
 			}
-			emit(Event{Kind: Reset, Seq: snap, Backlog: reason == wire.ReasonBacklog})
+			emit(Event{Kind: Reset, Seq: snap, Backlog: reason == wire.ReasonBacklog, History: reason == wire.ReasonHistory})
 		case wire.TSnapshot:
 			if next == nil {
 				return synced, errors.New("protocol error: snapshot routes outside a snapshot")
@@ -483,16 +520,11 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			if next == nil || nextSeg == nil {
 				return synced, errors.New("protocol error: synced outside a snapshot, or without a MAC segment")
 			}
-			// Register before anyone waiting for the sync can go on
-			// (and, say, close the mirror): rtmd then reads the
-			// registration before anything sent after the sync.
-			if m.Register && !synced {
-				pid := binary.LittleEndian.AppendUint32(nil, uint32(os.Getpid()))
-				if _, err := c.nc.Write(wire.AppendRequest(nil, registerID, wire.KRegister, pid)); err != nil {
-					return synced, fmt.Errorf("register: %w", err)
-				}
+			if err := register(); err != nil {
+				return synced, err
 			}
 			m.mu.Lock()
+			m.history = c.History
 			m.table, m.seq, m.macDevs = next, snap, nextDevs
 			m.macs.Store(nextMACs)
 			m.seg.Store(newSegRef(nextSeg, interrupt))
@@ -507,6 +539,23 @@ func (m *Mirror) session(ctx context.Context) (synced bool, err error) {
 			m.mu.Unlock()
 			next = nil
 			emit(Event{Kind: Synced, Seq: snap})
+		case wire.TResumed:
+			d.Reset(p)
+			seq := d.U64("sequence")
+			if err := d.Finish(); err != nil {
+				return synced, fmt.Errorf("bad resumed frame: %w", err)
+			}
+			if !resume || synced || seq != after {
+				return synced, fmt.Errorf("protocol error: resumed at %d; this mirror asked to resume after %d: %v", seq, after, resume)
+			}
+			if err := register(); err != nil {
+				return synced, err
+			}
+			m.mu.Lock()
+			m.history = c.History // this run continues the table, from now on under its id
+			m.mu.Unlock()
+			synced = true
+			emit(Event{Kind: Synced, Seq: seq, Resumed: true})
 		case wire.TChanges:
 			if !synced || next != nil {
 				return synced, errors.New("protocol error: changes before the snapshot is complete")

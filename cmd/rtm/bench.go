@@ -27,7 +27,7 @@ routing table (as root, with ip), and Redis as SONiC uses it (with
 redis-server installed). Cleans up everything it started, also when
 interrupted.
 
-Scenarios: load snapshot churn latency mac memory (default: all)
+Scenarios: load snapshot churn latency mac memory restart (default: all)
 
 Flags:
 `

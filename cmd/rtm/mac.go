@@ -20,12 +20,10 @@ func (e *env) macCommand(ctx context.Context, cmd command.Command) error {
 		return e.macLoad(ctx, cmd.File)
 	}
 	// The snapshot subscribes: a connection of its own.
-	c, err := e.dial(ctx)
+	c, ctx, done, err := e.snapshotConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, done := e.request(ctx, 1)
 	defer done()
 	entries, _, err := c.MACSnapshot(ctx)
 	if err != nil {

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	"github.com/rtm-project/rtm/internal/command"
 	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/shm"
+	"github.com/rtm-project/rtm/internal/state"
 )
 
 const usage = `usage: rtm [global flags] COMMAND [ARGS]
@@ -261,6 +264,8 @@ func (e *env) do(ctx context.Context, cmd command.Command) error {
 		return e.load(ctx, cmd.File)
 	case command.RouteShow:
 		return e.show(ctx, cmd)
+	case command.Save:
+		return e.save(ctx, cmd.File)
 	case command.MACShow, command.MACGet, command.MACLoad:
 		return e.macCommand(ctx, cmd)
 	}
@@ -450,15 +455,71 @@ func (e *env) printRoute(r client.Route) {
 	e.stdout.Write(append(internalRoute(r).AppendText(nil), '\n'))
 }
 
-// show prints the routes that cmd.Sel picks. It subscribes for a snapshot
-// on a connection of its own, since the subscription stays on it.
-func (e *env) show(ctx context.Context, cmd command.Command) error {
-	c, err := e.dial(ctx)
+// save writes every route to file, whole or not at all: a temporary file
+// in its directory, renamed over it once written and synced. It replaces
+// only a regular file, and keeps its mode (a new file is made 0600).
+func (e *env) save(ctx context.Context, file string) (err error) {
+	mode := fs.FileMode(0o600)
+	if st, err := os.Lstat(file); err == nil {
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("save %s: it is a %s, not a regular file; give a file name", file, state.FileKind(st.Mode()))
+		}
+		mode = st.Mode().Perm()
+	}
+	c, ctx, done, err := e.snapshotConn(ctx)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	ctx, done := e.request(ctx, 1)
+	defer done()
+	f, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	if err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriter(f)
+	rw := command.RouteWriter{W: w}
+	n := 0
+	seq, err := c.Snapshot(ctx, func(p client.Route) {
+		rw.Route(internalRoute(p))
+		n++
+	})
+	if err == nil {
+		err = rw.Close()
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), file)
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", file, err)
+	}
+	fmt.Fprintf(e.stdout, "saved %d routes at sequence %d to %s\n", n, seq, file)
+	return nil
+}
+
+// show prints the routes that cmd.Sel picks. It subscribes for a snapshot
+// on a connection of its own, since the subscription stays on it.
+func (e *env) show(ctx context.Context, cmd command.Command) error {
+	c, ctx, done, err := e.snapshotConn(ctx)
+	if err != nil {
+		return err
+	}
 	defer done()
 	rw := command.RouteWriter{W: e.stdout, JSON: cmd.JSON, Oneline: cmd.Oneline}
 	sel := cmd.Sel

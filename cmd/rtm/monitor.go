@@ -59,12 +59,16 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 		}
 		b = b[:0]
 		op := ev.Kind.String()
-		if ev.Kind == client.Reset {
-			if first {
-				first = false
-				return
-			}
+		switch {
+		case ev.Kind == client.Reset && first:
+			first = false
+			return
+		case ev.Kind == client.Reset && ev.History:
+			op = "reset" // the table that follows replaces this one
+		case ev.Kind == client.Reset:
 			op = "resync"
+		case ev.Kind == client.Synced && ev.Resumed:
+			op = "resumed"
 		}
 		if ev.Object == client.MACs && (ev.Kind == client.Add || ev.Kind == client.Change || ev.Kind == client.Del) {
 			ip := ev.IP
@@ -97,8 +101,11 @@ func (e *env) monitor(ctx context.Context, cmd command.Command) error {
 				if ev.Route.Table != 0 && ev.Route.Table != route.TableMain {
 					b = append(append(b, " table "...), route.TableName(ev.Route.Table)...)
 				}
-			default: // synced, flush, resync
+			default: // synced, resumed, flush, resync, reset
 				b = strconv.AppendUint(append(b, " seq "...), ev.Seq, 10)
+				if op == "reset" {
+					b = append(b, " reason history"...)
+				}
 			}
 		}
 		e.stdout.Write(append(b, '\n'))

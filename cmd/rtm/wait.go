@@ -100,3 +100,15 @@ func parseUID(s string) (uint32, error) {
 	}
 	return uint32(uid), nil
 }
+
+// snapshotConn dials a connection of its own for one request that
+// subscribes (a snapshot stays on its connection), bounded as request
+// bounds it; done closes it.
+func (e *env) snapshotConn(ctx context.Context) (*client.Conn, context.Context, func(), error) {
+	c, err := e.dial(ctx)
+	if err != nil {
+		return nil, ctx, nil, err
+	}
+	ctx, done := e.request(ctx, 1)
+	return c, ctx, func() { done(); c.Close() }, nil
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/rtm-project/rtm/client"
 	"github.com/rtm-project/rtm/internal/compat"
 	"github.com/rtm-project/rtm/internal/server"
+	"github.com/rtm-project/rtm/internal/state"
 )
 
 func main() {
@@ -44,6 +45,10 @@ func main() {
 	fs.IntVar(&lim.CompatConns, "max-compat-conns", server.DefaultCompatConns, "compat socket connections in all")
 	fs.Int64Var(&lim.StagedBytes, "max-staged", server.DefaultStagedBytes, "`bytes` of loads that all connections together may have staged before their final chunk; a load past it is refused")
 	fs.DurationVar(&lim.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "how long a client may take to read its snapshot, or one batch of its backlog; past it the client is dropped")
+	stateDir := fs.String("state", "", "the state `dir`ectory: rtmd keeps its tables and sequence number there across restarts, every change fsynced before it is acknowledged (docs/state.md); none keeps them in memory only (default: /var/lib/rtm as root, else $XDG_STATE_HOME/rtm or ~/.local/state/rtm)")
+	resumeWindow := fs.Int("resume-window", server.DefaultResumeWindow, "`bytes` of the latest changes rtmd keeps (and reads back from its journal at start) so that a subscriber that reconnects gets only what it missed; one further behind gets the table")
+	compactMin := fs.Int64("state-compact", server.DefaultCompactMin, "`bytes` the journal grows to at least before rtmd writes a snapshot and drops it (it waits for 4 times the last snapshot's size)")
+	stateRepair := fs.Bool("state-repair", false, "start from the valid part of a damaged state journal, logging what is lost (without it rtmd refuses to start on damage other than a torn last record)")
 	console := fs.Bool("console", false, "read admin commands from stdin even when it is not a terminal")
 	noConsole := fs.Bool("no-console", false, "do not read stdin, even when it is a terminal")
 	verbose := fs.Bool("v", false, "log debug messages")
@@ -66,6 +71,24 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		os.Exit(2)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"-resume-window", int64(*resumeWindow)}, {"-state-compact", *compactMin}} {
+		if f.v <= 0 {
+			fmt.Fprintf(os.Stderr, "rtmd: %s %d: want a positive number of bytes\n", f.name, f.v)
+			os.Exit(2)
+		}
+	}
+	switch *stateDir {
+	case "none":
+		*stateDir = ""
+	case "":
+		if *stateDir, err = state.DefaultPath(); err != nil {
+			fmt.Fprintln(os.Stderr, "rtmd:", err)
+			os.Exit(2)
+		}
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -91,7 +114,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
-	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: compatCfg, Limits: lim, Version: server.Version, Log: log})
+	s, err := server.New(server.Config{Socket: *socket, Backlog: *backlog, SHM: *shmName, MACCap: *macCap, Group: *group, MQ: *mqName, Listen: *listen, Compat: compatCfg, State: *stateDir, StateRepair: *stateRepair, ResumeWindow: *resumeWindow, CompactMin: *compactMin, Limits: lim, Version: server.Version, Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtmd:", err)
 		pprof.StopCPUProfile()

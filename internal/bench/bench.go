@@ -33,7 +33,7 @@ type Config struct {
 	Routes    int      // routes in load and snapshot
 	Clients   int      // subscribers in the scenarios that use many
 	Runs      int      // repetitions of each measurement
-	Scenarios []string // "load", "snapshot", "churn", "latency", "mac", "memory"
+	Scenarios []string // "load", "snapshot", "churn", "latency", "mac", "memory", "restart"
 	Duration  time.Duration
 	Refs      []string  // references to run: "ipc-limit", "kernel", "redis"; nil for all
 	Progress  io.Writer // nil for none
@@ -51,7 +51,7 @@ func (b *bench) useRef(name string) bool {
 }
 
 // Scenarios lists the scenarios in the order they run.
-var Scenarios = []string{"load", "snapshot", "churn", "latency", "mac", "memory"}
+var Scenarios = []string{"load", "snapshot", "churn", "latency", "mac", "memory", "restart"}
 
 // Report is the result of a run, as `rtm bench -j` prints it.
 type Report struct {
@@ -102,7 +102,10 @@ type bench struct {
 	dir     string // private directory: sockets, route files
 	results []Result
 	mem     *loadRun // the load with the most subscribers, for "memory"
-	daemons int      // rtmds started, for their socket names
+	// inMemory starts rtmd with -state none: the reference that tells
+	// what its journal costs.
+	inMemory bool
+	daemons  int // rtmds started, for their socket names
 
 	createdMu sync.Mutex
 }
@@ -161,6 +164,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			err = b.mac(ctx)
 		case "memory":
 			err = b.memory(ctx)
+		case "restart":
+			err = b.restart(ctx)
 		}
 		b.progress("\n")
 		if err != nil {
@@ -244,8 +249,17 @@ type daemon struct {
 
 func (b *bench) startRtmd(ctx context.Context) (*daemon, error) {
 	b.daemons++
-	d := &daemon{socket: filepath.Join(b.dir, fmt.Sprintf("rtm%d.sock", b.daemons)), done: make(chan struct{})}
-	d.cmd = exec.Command(b.cfg.RTMD, "-socket", d.socket, "-no-console", "-backlog", strconv.Itoa(256<<20))
+	return b.startRtmdOn(ctx, filepath.Join(b.dir, fmt.Sprintf("rtm%d.sock", b.daemons)), filepath.Join(b.dir, fmt.Sprintf("state%d", b.daemons)))
+}
+
+// startRtmdOn starts rtmd on socket with its state in state: again after
+// a crash, on the same ones.
+func (b *bench) startRtmdOn(ctx context.Context, socket, state string) (*daemon, error) {
+	d := &daemon{socket: socket, done: make(chan struct{})}
+	if b.inMemory {
+		state = "none"
+	}
+	d.cmd = exec.Command(b.cfg.RTMD, "-socket", d.socket, "-no-console", "-backlog", strconv.Itoa(256<<20), "-state", state)
 	log := &tail{max: 4 << 10}
 	d.cmd.Stderr = log
 	// If the bench dies, rtmd stops too, and cleans up after itself.
@@ -362,6 +376,7 @@ type SubReport struct {
 	RSS       int64     `json:"rss"`       // its RSS then
 	Latencies []float64 `json:"latencies"` // latency mode: us per change
 	LookupNs  float64   `json:"lookup_ns"` // mac mode: median ns per LookupMAC
+	Resumed   bool      `json:"resumed"`   // restart modes: it resumed
 	Err       string    `json:"err,omitempty"`
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -115,7 +116,7 @@ func (b *bench) load(ctx context.Context) error {
 	}
 	n := b.cfg.Routes
 	for _, subs := range b.subCounts() {
-		var rates, done []float64
+		var rates, done, memRates []float64
 		var last loadRun
 		for i := range b.cfg.Runs {
 			b.progress(" %d subscribers run %d", subs, i+1)
@@ -126,6 +127,15 @@ func (b *bench) load(ctx context.Context) error {
 			rates = append(rates, float64(n)/r.seconds)
 			done = append(done, r.allDone)
 			last = r
+			if subs == 0 { // and the same without the journal, alternating
+				b.inMemory = true
+				r, err := b.loadOnce(ctx, file, n, subs)
+				b.inMemory = false
+				if err != nil {
+					return err
+				}
+				memRates = append(memRates, float64(n)/r.seconds)
+			}
 		}
 		if subs == max(b.cfg.Clients, 1) {
 			b.mem = &last
@@ -134,7 +144,7 @@ func (b *bench) load(ctx context.Context) error {
 		redis := b.redisLoad(ctx, file, n, subs)
 		if subs == 0 {
 			limit := b.fanoutRef(ctx, bytes, 1, func(s float64) float64 { return float64(n) / s })
-			b.add("load", 0, "routes_per_s", "routes/s", rates, limit, kernel.rate, redis.rate)
+			b.add("load", 0, "routes_per_s", "routes/s", rates, limit, kernel.rate, redis.rate, Reference{Name: "state-none", Median: median(memRates)})
 			continue
 		}
 		limit := b.fanoutRef(ctx, bytes, subs, func(s float64) float64 { return s })
@@ -228,7 +238,7 @@ func (b *bench) churn(ctx context.Context) error {
 		return err
 	}
 	subs := max(b.cfg.Clients, 1)
-	var rates, backlogs []float64
+	var rates, backlogs, memRates []float64
 	var refBytes, refChanges int
 	for run := range b.cfg.Runs {
 		b.progress(" run %d", run+1)
@@ -238,10 +248,17 @@ func (b *bench) churn(ctx context.Context) error {
 		}
 		rates = append(rates, rate)
 		backlogs = append(backlogs, backlog)
+		b.inMemory = true // and the same without the journal, alternating
+		memRate, _, _, _, err := b.churnOnce(ctx, file, routes, subs, run)
+		b.inMemory = false
+		if err != nil {
+			return err
+		}
+		memRates = append(memRates, memRate)
 		refBytes, refChanges = bytes, changes
 	}
 	limit := b.fanoutRef(ctx, refBytes, subs, func(s float64) float64 { return float64(refChanges) / s })
-	b.add("churn", subs, "changes_per_s", "changes/s", rates, limit)
+	b.add("churn", subs, "changes_per_s", "changes/s", rates, limit, Reference{Name: "state-none", Median: median(memRates)})
 	b.add("churn", subs, "max_backlog", "bytes", backlogs, Reference{Name: "ipc-limit", Skipped: "no reference: a plain fan-out keeps no backlog"})
 	return nil
 }
@@ -548,4 +565,77 @@ func (b *bench) mac(ctx context.Context) error {
 func parseRoute(line string) (route.Route, error) {
 	r, _, err := route.ParseLine(line)
 	return r, err
+}
+
+// restart kills rtmd (SIGKILL) holding the route file's routes, with
+// subscribers connected, starts it again on the same socket and state,
+// and measures how long until it serves again (a client's Hello is
+// answered: the state is read back) and, after that, until every
+// subscriber is synced again: resuming, and taking the whole table.
+func (b *bench) restart(ctx context.Context) error {
+	file, err := b.routeFile(b.cfg.Routes, false)
+	if err != nil {
+		return err
+	}
+	subs := max(b.cfg.Clients, 1)
+	var resumed float64
+	for _, mode := range []string{"restart", "restart-table"} {
+		var serving, back []float64
+		for run := range b.cfg.Runs {
+			b.progress(" %s run %d", mode, run+1)
+			b.daemons++
+			socket := filepath.Join(b.dir, fmt.Sprintf("rtm%d.sock", b.daemons))
+			state := filepath.Join(b.dir, fmt.Sprintf("state%d", b.daemons))
+			d, err := b.startRtmdOn(ctx, socket, state)
+			if err != nil {
+				return err
+			}
+			if out, err := exec.CommandContext(ctx, b.cfg.RTM, "-s", socket, "route", "load", file).CombinedOutput(); err != nil {
+				d.stop()
+				return fmt.Errorf("rtm route load: %v: %s", err, out)
+			}
+			ss, err := b.startSubs(ctx, socket, mode, subs, 0)
+			if err != nil {
+				d.stop()
+				return err
+			}
+			start := monotonic()
+			d.cmd.Process.Kill()
+			<-d.done
+			d, err = b.startRtmdOn(ctx, socket, state)
+			if err != nil {
+				killAll(ss)
+				return err
+			}
+			up := monotonic()
+			last := up
+			for _, s := range ss {
+				rep, err := s.result()
+				if err != nil {
+					killAll(ss)
+					d.stop()
+					return err
+				}
+				if rep.Resumed != (mode == "restart") {
+					killAll(ss)
+					d.stop()
+					return fmt.Errorf("%s: a subscriber resumed: %v", mode, rep.Resumed)
+				}
+				last = max(last, rep.DoneNs)
+			}
+			d.stop()
+			serving = append(serving, float64(up-start)/1e9)
+			back = append(back, float64(last-up)/1e9)
+		}
+		// The goals of issue 13 are the references: serving again within
+		// 1 s, subscribers back within 0.5 s after that when resuming.
+		if mode == "restart" {
+			resumed = median(back)
+			b.add("restart", 0, "serving_again_s", "s", serving, Reference{Name: "goal", Median: 1})
+			b.add("restart", subs, "subscribers_resumed_s", "s", back, Reference{Name: "goal", Median: 0.5})
+		} else {
+			b.add("restart", subs, "subscribers_resynced_s", "s", back, Reference{Name: "resumed", Median: resumed})
+		}
+	}
+	return nil
 }

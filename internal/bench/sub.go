@@ -32,6 +32,9 @@ func latencyRoute(sent int64) client.Route {
 //     route from the send time it carries, until it holds the sequence
 //     number it then reads from stdin (the bench's last change);
 //   - mode "mac": looks up MACs from shared memory for DURATION;
+//   - modes "restart" and "restart-table": waits until it is synced
+//     again after its connection broke (rtmd restarted), resuming or, in
+//     "restart-table", taking the whole table;
 //
 // and prints a SubReport.
 func SubscriberMain(args []string) {
@@ -48,7 +51,18 @@ func SubscriberMain(args []string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var lat []float64
-	m := &client.Mirror{Address: args[0], Dialer: client.Dialer{Name: "rtm bench-sub"}}
+	m := &client.Mirror{Address: args[0], Dialer: client.Dialer{Name: "rtm bench-sub"}, NoResume: args[1] == "restart-table"}
+	again := make(chan client.Event, 1) // the Synced after a reconnection
+	if args[1] == "restart" || args[1] == "restart-table" {
+		synced := 0
+		m.OnEvent = func(e client.Event) {
+			if e.Kind == client.Synced {
+				if synced++; synced == 2 {
+					again <- e
+				}
+			}
+		}
+	}
 	if args[1] == "latency" {
 		lat = make([]float64, 0, 1<<16)
 		m.OnEvent = func(e client.Event) {
@@ -86,6 +100,13 @@ func SubscriberMain(args []string) {
 		cancel()
 		<-errc
 		r.Latencies = lat
+	case "restart", "restart-table":
+		select {
+		case e := <-again:
+			r.DoneNs, r.Resumed = monotonic(), e.Resumed
+		case <-wctx.Done():
+			fail(fmt.Errorf("not synced again: %w", wctx.Err()))
+		}
 	case "mac":
 		keys := make([]client.MAC, 0, until)
 		for _, e := range m.MACEntries() {

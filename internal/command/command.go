@@ -48,6 +48,7 @@ const (
 	Clients
 	Status
 	RouteFlush
+	Save
 )
 
 var verbNames = map[Verb]string{
@@ -56,7 +57,7 @@ var verbNames = map[Verb]string{
 	RouteGet: "route get", RouteFlush: "route flush", Monitor: "monitor", Client: "client", Help: "help",
 	MACAdd: "mac add", MACChange: "mac change", MACReplace: "mac replace", MACDel: "mac del",
 	MACLoad: "mac load", MACShow: "mac show", MACGet: "mac get",
-	Flush: "flush all", Clients: "clients", Status: "status",
+	Flush: "flush all", Clients: "clients", Status: "status", Save: "save",
 }
 
 func (v Verb) String() string { return verbNames[v] }
@@ -111,7 +112,10 @@ mac show [-j]                   print the MAC table, IPs read from shared memory
 mac get MAC [-j]                print MAC's IP, read from shared memory
 flush all                       empty both tables; registered clients get SIGUSR1
 clients [-j]                    list the connected clients
-status [-j]                     rtmd's version, uptime, sequence, sizes, inputs
+status [-j]                     rtmd's version, uptime, sequence, sizes, inputs,
+                                state directory
+save FILE                       write every route, of all tables, to FILE as
+                                route show prints them (route load reads it)
 bench [-j] [-routes N] [...]    measure rtm against the IPC limit, the kernel, Redis
 monitor [-j] [--follow]         print the tables, then every change
 client                          keep a local copy and open its menu
@@ -120,7 +124,7 @@ help                            print this text
 route show and route flush to that family.
 Words may be abbreviated ("r sh" is "route show"), but flush is spelt out.`
 
-var objects = []string{"route", "mac", "monitor", "client", "clients", "flush", "status", "help"}
+var objects = []string{"route", "mac", "monitor", "client", "clients", "flush", "status", "save", "help"}
 
 var routeVerbs = []string{"add", "change", "replace", "del", "delete", "load", "show", "list", "get", "flush"}
 
@@ -262,6 +266,11 @@ func (o Options) Parse(args []string) (Command, error) {
 	case "status":
 		j, err := jsonFlag(args)
 		return Command{Verb: Status, JSON: j}, err
+	case "save":
+		if len(args) != 1 || args[0] == "" || args[0] == "-" {
+			return Command{}, errors.New("save: want one FILE to write")
+		}
+		return Command{Verb: Save, File: args[0]}, nil
 	case "monitor":
 		c := Command{Verb: Monitor}
 		for _, a := range args {

@@ -193,6 +193,7 @@ func TestEventJSON(t *testing.T) {
 			`{"seq":3,"op":"add","kind":"route",` + string(r.AppendJSON(nil))[1:]},
 		{string(command.AppendEventJSON(nil, 4, "del", r)), `{"seq":4,"op":"del","kind":"route","dst":"10.0.0.0/8","table":"7"}`},
 		{string(command.AppendEventJSON(nil, 5, "synced", route.Route{})), `{"seq":5,"op":"synced"}`},
+		{string(command.AppendEventJSON(nil, 6, "reset", route.Route{})), `{"seq":6,"op":"reset","reason":"history"}`},
 		{string(command.AppendMACEventJSON(nil, 6, "add", [6]byte{1, 2, 3, 4, 5, 6}, netip.MustParseAddr("10.0.0.1"), "eth0")),
 			`{"seq":6,"op":"add","kind":"mac","dst":"10.0.0.1","dev":"eth0","lladdr":"01:02:03:04:05:06"}`},
 		{string(command.AppendMACEventJSON(nil, 7, "del", [6]byte{1, 2, 3, 4, 5, 6}, netip.MustParseAddr("10.0.0.1"), "")),

@@ -29,6 +29,9 @@ func AppendEventJSON(b []byte, seq uint64, op string, r route.Route) []byte {
 		b = append(b, `,"kind":"route",`...)
 		j := r.AppendJSON(nil)
 		return append(b, j[1:]...) // the route's object, without its '{'
+	case "reset":
+		// A reset other than a resync: rtmd has another history.
+		b = append(b, `,"reason":"history"`...)
 	case "del":
 		b = append(b, `,"kind":"route","dst":"`...)
 		b = appendDst(b, r.Dst)
@@ -127,6 +130,20 @@ func PrintStatus(w io.Writer, st wire.Status, asJSON bool) {
 		fmt.Fprintf(w, ", tcp %s", st.TCP)
 	}
 	fmt.Fprintln(w)
+	if s := st.State; s != nil {
+		fmt.Fprintf(w, "state %s: journal %d bytes, %d commits, fsync p50 %.2f ms p99 %.2f ms\n", s.Dir, s.JournalBytes, s.Commits, s.FsyncP50, s.FsyncP99)
+		if s.SnapshotTime != "" {
+			fmt.Fprintf(w, "snapshot at sequence %d written %s, %d bytes\n", s.SnapshotSeq, s.SnapshotTime, s.SnapshotBytes)
+		} else {
+			fmt.Fprintln(w, "no snapshot yet")
+		}
+		if s.LastError != "" {
+			fmt.Fprintf(w, "last failed commit: %s\n", s.LastError)
+		}
+		if s.SnapshotError != "" {
+			fmt.Fprintf(w, "last failed snapshot: %s\n", s.SnapshotError)
+		}
+	}
 }
 
 // RouteWriter writes routes as `rtm route show` prints them: the text of

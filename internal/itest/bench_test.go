@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -214,10 +215,14 @@ type benchDaemon struct {
 }
 
 // startBenchRtmd starts rtmd with args in a fresh directory, its working
-// directory, so that args may name files in it by relative paths.
+// directory, so that args may name files in it by relative paths. Its
+// state directory is in there too, unless args name one.
 func startBenchRtmd(b *testing.B, args ...string) *benchDaemon {
 	dir, _ := os.MkdirTemp("", "rtmb")
 	d := &benchDaemon{socket: filepath.Join(dir, "rtm.sock"), dir: dir}
+	if !slices.Contains(args, "-state") {
+		args = append(args, "-state", filepath.Join(dir, "state"))
+	}
 	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", d.socket}, args...)...)
 	d.cmd.Dir = dir
 	if err := d.cmd.Start(); err != nil {

@@ -37,7 +37,8 @@ func TestBenchTiny(t *testing.T) {
 	want := map[string]bool{}
 	for _, m := range []string{"load/routes_per_s", "load/all_subscribers_done_s", "load/v6_routes_per_s", "snapshot/snapshot_s",
 		"churn/changes_per_s", "churn/max_backlog", "latency/p50_us", "latency/p99_us", "latency/p999_us",
-		"mac/lookup_ns", "mac/adds_per_s", "memory/rtmd_bytes_per_route", "memory/subscriber_bytes_per_route"} {
+		"mac/lookup_ns", "mac/adds_per_s", "memory/rtmd_bytes_per_route", "memory/subscriber_bytes_per_route",
+		"restart/serving_again_s", "restart/subscribers_resumed_s", "restart/subscribers_resynced_s"} {
 		want[m] = true
 	}
 	for _, r := range rep.Results {

@@ -235,7 +235,7 @@ func TestConsole(t *testing.T) {
 // start, and that a stale socket file is replaced.
 func TestSocketInUse(t *testing.T) {
 	d := startRtmd(t)
-	out, err := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", d.socket).CombinedOutput()
+	out, err := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", d.socket, "-state", "none").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "another rtmd is already serving") {
 		t.Errorf("second rtmd: %v, %s", err, out)
 	}
@@ -253,7 +253,7 @@ func TestSocketInUse(t *testing.T) {
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", stale)
+	cmd := exec.Command(filepath.Join(binDir, "rtmd"), "-socket", stale, "-state", "none")
 	stderr := new(lockedBuffer)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

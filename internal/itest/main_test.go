@@ -153,7 +153,15 @@ func startRtmdWith(t *testing.T, setup func(*exec.Cmd), args ...string) *daemon 
 	if !slices.Contains(args, "-mq") {
 		args = append([]string{"-mq", "off"}, args...)
 	}
-	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), append([]string{"-socket", d.socket}, args...)...)
+	if !slices.Contains(args, "-state") {
+		args = append([]string{"-state", filepath.Join(t.TempDir(), "state")}, args...)
+	}
+	if i := slices.Index(args, "-socket"); i >= 0 && i+1 < len(args) {
+		d.socket = args[i+1] // a restart on the same socket
+	} else {
+		args = append([]string{"-socket", d.socket}, args...)
+	}
+	d.cmd = exec.Command(filepath.Join(binDir, "rtmd"), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
 	if setup != nil {
 		setup(d.cmd)

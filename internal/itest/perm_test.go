@@ -230,7 +230,7 @@ func TestMQRlimit(t *testing.T) {
 	socket := filepath.Join(shortDir(t), "rtm.sock")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", `ulimit -q 1000 && exec "$0" "$@"`, filepath.Join(binDir, "rtmd"), "-socket", socket, "-no-console")
+	cmd := exec.CommandContext(ctx, "bash", "-c", `ulimit -q 1000 && exec "$0" "$@"`, filepath.Join(binDir, "rtmd"), "-socket", socket, "-no-console", "-state", "none")
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("rtmd under ulimit -q 1000: %v, want exit 1\n%s", err, out)

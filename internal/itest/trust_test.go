@@ -75,7 +75,7 @@ func plantedMain() {
 				return
 			}
 			say("hello " + h.Name)
-			nc.Write(wire.AppendWelcome(nil, 0, "planted"))
+			nc.Write(wire.AppendWelcome(nil, 0, "planted", [wire.HistoryLen]byte{}))
 			for {
 				if _, _, err := r.ReadFrame(); err != nil {
 					return

@@ -11,8 +11,9 @@ import (
 	"github.com/rtm-project/rtm/internal/journal"
 )
 
-// Example shows a start-up: replay the journal, cut a torn tail (and only a
-// torn tail) off, append, commit once per loop turn.
+// Example shows a start-up: replay the journal a whole commit at a time,
+// cut a torn tail (and only a torn tail) off, append, commit once per loop
+// turn.
 func Example() {
 	dir, err := os.MkdirTemp("", "journal-example")
 	if err != nil {
@@ -41,7 +42,7 @@ func Example() {
 		log.Fatal(err) // a bad header: refuse to start
 	}
 	for {
-		p, err := r.Next()
+		commit, err := r.Next()
 		if err == io.EOF {
 			break
 		}
@@ -56,7 +57,7 @@ func Example() {
 		if err != nil {
 			log.Fatal(err) // damage: refuse to start unless told to repair
 		}
-		fmt.Printf("replay %q\n", p)
+		fmt.Printf("replay one commit: %q\n", commit)
 	}
 	r.Close()
 
@@ -71,8 +72,7 @@ func Example() {
 	}
 	fmt.Println("journal size", w.Size())
 	// Output:
-	// replay "change 1"
-	// replay "change 2"
-	// torn tail at offset 80, 6 bytes dropped
-	// journal size 96
+	// replay one commit: ["change 1" "change 2"]
+	// torn tail at offset 88, 6 bytes dropped
+	// journal size 108
 }

@@ -4,11 +4,21 @@ import (
 	"bytes"
 )
 
-// AppendHeader and AppendRecord expose the encoders to the tests.
-var (
-	AppendHeader = appendHeader
-	AppendRecord = appendRecord
-)
+// AppendHeader exposes the encoder to the tests.
+var AppendHeader = appendHeader
+
+// AppendRecord appends p as a commit of one record, as the writer before
+// the More flag wrote every record.
+func AppendRecord(b, p []byte) []byte { return appendRecord(b, p, false) }
+
+// AppendCommit appends ps framed as one commit, as a Writer writes them:
+// every record but the last flagged More.
+func AppendCommit(b []byte, ps ...[]byte) []byte {
+	for i, p := range ps {
+		b = appendRecord(b, p, i < len(ps)-1)
+	}
+	return b
+}
 
 // File is the writer's file interface, for fault injection.
 type File = file

@@ -9,20 +9,35 @@
 // the sequence number before the first record, and a CRC-32C of the header),
 // then records of
 //
-//	uint32 length | uint32 CRC-32C (Castagnoli) of the payload | payload
+//	uint32 length | uint32 CRC-32C (Castagnoli) of the payload |
+//	uint32 CRC-32C of the record's bytes 0-7 | payload
 //
-// little-endian. Payloads are opaque here; rtmd stores the wire package's
+// little-endian. The record header's own check lets a reader tell a damaged
+// length from a write cut short. Payloads are opaque here; rtmd stores the wire package's
 // Changes frames in them, so one decoder serves the socket and the journal.
 // A payload is 1 to MaxPayload bytes.
+//
+// # Commits
+//
+// The records of one Commit are one unit: the top bit of the length field
+// (More) is set on every record of a commit but its last, so a reader
+// knows where a commit ends. The Reader returns whole commits only: a
+// crash that left some of a commit's records whole and the rest torn
+// loses the whole commit, never replays part of a loop turn. A journal
+// written before the flag existed (the flag always clear) reads as
+// commits of one record each.
 //
 // # Damage
 //
 // A crash in the middle of a write leaves a torn tail: the file ends inside
-// a record, or a record is wrong and nothing, or nothing but zero bytes,
-// follows it (a file system may grow the file before it writes the data). The Reader
-// reports that as a *DamageError with Torn set, which rtmd cuts off and
-// logs. Damage anywhere else is a *DamageError without Torn; rtmd refuses
-// it unless asked to Repair.
+// a commit (inside a record's header, inside a payload whose header is
+// valid, or after a record flagged More), or a record's header or payload
+// fails its check and nothing, or nothing but zero bytes, follows it (a
+// file system may grow the file before it writes the data). The Reader
+// reports that as a *DamageError with Torn set, starting where the
+// unfinished commit starts, which rtmd cuts off and logs. Damage anywhere
+// else is a *DamageError without Torn, also at the start of its commit;
+// rtmd refuses it unless asked to Repair.
 //
 // # Concurrency
 //
@@ -44,11 +59,15 @@ const (
 	Version = 1
 	// HeaderLen is the size of the file header.
 	HeaderLen = 48
-	// RecordHeaderLen is the size of a record's length and checksum.
-	RecordHeaderLen = 8
+	// RecordHeaderLen is the size of a record's header: length, payload
+	// checksum, and the checksum of those two.
+	RecordHeaderLen = 12
 	// MaxPayload bounds a record's payload, so that a damaged length
 	// cannot make a reader allocate more.
 	MaxPayload = 64 << 20
+	// More is the flag in a record's length field that says more records
+	// of the same commit follow it. The length is the field's other bits.
+	More = 1 << 31
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -112,26 +131,50 @@ func parseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
-// appendRecord appends p framed as a record to b.
-func appendRecord(b, p []byte) []byte {
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(p)))
+// appendRecord appends p framed as a record to b; more flags it as not
+// the last of its commit.
+//
+//	0  4  payload length N; bit 31 (More): the commit goes on
+//	4  4  CRC-32C of the payload
+//	8  4  CRC-32C of bytes 0-7
+//	12 N  payload
+func appendRecord(b, p []byte, more bool) []byte {
+	start := len(b)
+	b = binary.LittleEndian.AppendUint32(b, lengthField(uint32(len(p)), more))
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(p, castagnoli))
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 	return append(b, p...)
+}
+
+// setMore sets or clears the More flag of the record that starts rec, and
+// checksums its header again.
+func setMore(rec []byte, more bool) {
+	n := binary.LittleEndian.Uint32(rec) &^ More
+	binary.LittleEndian.PutUint32(rec, lengthField(n, more))
+	binary.LittleEndian.PutUint32(rec[8:], crc32.Checksum(rec[:8], castagnoli))
+}
+
+func lengthField(n uint32, more bool) uint32 {
+	if more {
+		return n | More
+	}
+	return n
 }
 
 // DamageError reports a journal that does not read to its end.
 type DamageError struct {
 	// Path names the file.
 	Path string
-	// Offset is where the damage starts: the end of the last good record,
-	// the length the file keeps after a Repair.
+	// Offset is where the commit with the damage starts: the end of the
+	// last whole commit, the length the file keeps after a Repair.
 	Offset int64
 	// Size is the file's size; Size-Offset bytes are lost by cutting.
 	Size int64
 	// Torn reports a torn tail: what a crash in the middle of a write
 	// leaves, safe to cut off because nothing after it was committed.
 	Torn bool
-	// Reason says what is wrong with the record at Offset.
+	// Reason says what is wrong with the commit at Offset, and names the
+	// record's offset when it is not the commit's first.
 	Reason string
 }
 

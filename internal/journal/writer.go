@@ -6,6 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/rtm-project/rtm/internal/state"
+	"slices"
 )
 
 // file is what a Writer needs of an *os.File; tests put failures behind it.
@@ -18,13 +21,15 @@ type file interface {
 
 // Writer appends records to a journal. Append buffers; Commit writes the
 // buffer in one write and syncs it, so the records of one loop turn share
-// one fsync. The zero value is not usable; call Create or OpenAppend.
+// one fsync, and marks them as one commit, which a Reader returns whole or
+// not at all. The zero value is not usable; call Create or OpenAppend.
 type Writer struct {
 	path  string
 	f     file
 	hdr   Header
 	buf   []byte // records appended since the last commit
 	n     int    // how many
+	last  int    // where the last of them starts in buf
 	size  int64  // committed: the file's length after the last good Commit
 	dirty bool   // bytes past size may be on file: cut them before writing
 }
@@ -53,7 +58,7 @@ func Create(path string, h Header) (*Writer, error) {
 		err = os.Rename(tmp, path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = state.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -92,10 +97,24 @@ func (w *Writer) Append(p []byte) error {
 	if len(p) == 0 || len(p) > MaxPayload {
 		return fmt.Errorf("journal append to %s: payload of %d bytes, want 1 to %d", w.path, len(p), MaxPayload)
 	}
-	w.buf = appendRecord(w.buf, p)
+	// Every buffered record is flagged More; Commit clears the last
+	// one's, so that a record's header is checksummed again once per
+	// commit, not once per record.
+	w.last = len(w.buf)
+	w.buf = appendRecord(w.buf, p, true)
 	w.n++
 	return nil
 }
+
+// Reserve makes room for records of n payload bytes in all, so that
+// appending a big turn copies each payload once.
+func (w *Writer) Reserve(records, n int) {
+	w.buf = slices.Grow(w.buf, records*RecordHeaderLen+n)
+}
+
+// keepBuf is the largest buffer a Writer keeps between commits: a big
+// load's is handed back rather than held.
+const keepBuf = 4 << 20
 
 // Buffered returns the number of records and bytes appended since the last
 // successful Commit.
@@ -106,7 +125,8 @@ func (w *Writer) Buffered() (records, bytes int) { return w.n, len(w.buf) }
 func (w *Writer) Size() int64 { return w.size }
 
 // Commit writes every buffered record in one write at the committed end of
-// the file and syncs it; when it returns nil they are durable. When the
+// the file and syncs it; when it returns nil they are durable. They form
+// one commit: after a crash a Reader returns all of them or none. When the
 // write or the sync fails (ENOSPC, EIO, EFBIG) the records stay buffered,
 // nothing is acknowledged, and the file is cut back to its committed
 // length, so that a later Commit never follows a half record; the error
@@ -122,6 +142,7 @@ func (w *Writer) Commit() error {
 		}
 		w.dirty = false
 	}
+	setMore(w.buf[w.last:], false)
 	op := "write"
 	_, err := w.f.WriteAt(w.buf, w.size)
 	if err == nil {
@@ -129,6 +150,7 @@ func (w *Writer) Commit() error {
 		err = w.f.Sync()
 	}
 	if err != nil {
+		setMore(w.buf[w.last:], true) // a later Append may continue the commit
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err // the path is in the message already
@@ -143,6 +165,9 @@ func (w *Writer) Commit() error {
 	}
 	w.size += int64(len(w.buf))
 	w.buf, w.n = w.buf[:0], 0
+	if cap(w.buf) > keepBuf {
+		w.buf = nil
+	}
 	return nil
 }
 
@@ -154,21 +179,6 @@ func (w *Writer) Close() error {
 	w.Discard()
 	if err := w.f.Close(); err != nil {
 		return fmt.Errorf("journal close %s: %w", w.path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -217,6 +217,9 @@ func (s *Server) statusJSON(remote bool) string {
 	for i, n := range inputNames {
 		st.Inputs[n] = wire.Counter{Accepted: s.inputs[i].accepted, Rejected: s.inputs[i].rejected}
 	}
+	if s.persist != nil && !remote {
+		st.State = s.persist.status()
+	}
 	if remote {
 		st.Queue, st.SHM = "", ""
 	}

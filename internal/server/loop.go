@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,24 +31,27 @@ type (
 		err error
 	}
 	evRequest struct {
-		c      *conn // nil from the console
-		id     uint32
-		kind   byte
-		route  route.Route    // add, change, replace
-		sel    route.Selector // del, route flush
-		table  uint32         // get: the table to look in; 0 for main
-		addr   netip.Addr     // get
-		load   *loadBatch     // load: checked and staged by the reader
-		batch  *batch         // batch: checked and staged by the reader
-		staged int64          // bytes of Server.staged that load or macs hold; the loop releases them
-		mac    mac.Addr       // the MAC requests
-		ip     netip.Addr     // MAC add, change, replace
-		dev    string         // MAC add, change, replace: the interface, or ""
-		pid    int32          // register
-		line   int            // queue: the line of the message
-		macs   []macValue     // MAC load
-		err    error          // the reader found the request bad; the loop replies with it
-		done   func(Result)   // console: called on the loop; must not block
+		c       *conn // nil from the console
+		id      uint32
+		kind    byte
+		route   route.Route    // add, change, replace
+		sel     route.Selector // del, route flush
+		table   uint32         // get: the table to look in; 0 for main
+		addr    netip.Addr     // get
+		load    *loadBatch     // load: checked and staged by the reader
+		batch   *batch         // batch: checked and staged by the reader
+		staged  int64          // bytes of Server.staged that load or macs hold; the loop releases them
+		mac     mac.Addr       // the MAC requests
+		ip      netip.Addr     // MAC add, change, replace
+		dev     string         // MAC add, change, replace: the interface, or ""
+		pid     int32          // register
+		resume  bool           // subscribe: resume after sequence after of history
+		history [wire.HistoryLen]byte
+		after   uint64
+		line    int          // queue: the line of the message
+		macs    []macValue   // MAC load
+		err     error        // the reader found the request bad; the loop replies with it
+		done    func(Result) // console: called on the loop; must not block
 	}
 	evResync struct{ c *conn } // the writer is idle and the client needs a new snapshot
 	evView   struct{ done func(*route.View, uint64) }
@@ -88,6 +92,8 @@ func (s *Server) loop(ctx context.Context) {
 		case ev := <-s.events:
 			s.handle(ev)
 		case <-tick:
+		case c := <-s.compacted:
+			s.compactionDone(c)
 		case <-ctx.Done():
 			return
 		}
@@ -101,7 +107,12 @@ func (s *Server) loop(ctx context.Context) {
 			}
 		}
 		s.publish()
+		s.maybeCompact()
 		s.sweepObjects()
+		if s.halt != nil {
+			s.log.Error("rtmd stops", "err", s.halt)
+			return
+		}
 	}
 }
 
@@ -156,7 +167,7 @@ func (s *Server) handle(ev event) {
 	switch ev := ev.(type) {
 	case evHello:
 		s.clients[ev.c] = struct{}{}
-		ev.c.enqueue(wire.AppendWelcome(nil, s.seq, s.cfg.Version))
+		ev.c.enqueue(wire.AppendWelcome(nil, s.seq, s.cfg.Version, s.history))
 	case evGone:
 		if _, ok := s.clients[ev.c]; ok {
 			delete(s.clients, ev.c)
@@ -314,7 +325,15 @@ func (s *Server) apply(r evRequest, res *Result) {
 			res.Err = errors.New("already subscribed")
 			break
 		}
-		s.snapshot(r.c, wire.ReasonNew)
+		reason := byte(wire.ReasonNew)
+		if r.resume {
+			if !s.continues(r.history, r.after) {
+				reason = wire.ReasonHistory
+			} else if s.resume(r.c, r.after) {
+				break
+			}
+		}
+		s.snapshot(r.c, reason)
 	default:
 		res.Err = fmt.Errorf("unknown request kind %d", r.kind)
 	}
@@ -322,8 +341,9 @@ func (s *Server) apply(r evRequest, res *Result) {
 
 func (s *Server) reply(r evRequest, res Result) {
 	res.Seq = s.seq
+	mutated := isMutation(r.kind) && res.Err == nil
 	if r.done != nil {
-		r.done(res)
+		s.replies = append(s.replies, pendingReply{done: r.done, res: res, mutated: mutated})
 		return
 	}
 	var b []byte
@@ -347,7 +367,7 @@ func (s *Server) reply(r evRequest, res Result) {
 		b = wire.AppendReply(nil, r.id, wire.StatusOK, nil)
 	}
 	r.c.countReply(len(b)) // from now on, not when it is queued
-	s.replies = append(s.replies, pendingReply{r.c, b})
+	s.replies = append(s.replies, pendingReply{c: r.c, b: b, id: r.id, mutated: mutated})
 }
 
 func (s *Server) set(kind byte, r route.Route) error {
@@ -360,6 +380,7 @@ func (s *Server) set(kind byte, r route.Route) error {
 	case had && old.Equal(&r.Attrs):
 		return nil // nothing changes, so no sequence number is used
 	}
+	s.notePrior(r.Key(), old, had)
 	s.table.Set(&r)
 	op := byte(wire.OpAdd)
 	if had {
@@ -438,6 +459,7 @@ func (s *Server) del(sel route.Selector) error {
 	if r := (route.Route{Table: k.Table, Dst: k.Dst, Attrs: a}); !had || !sel.Select(&r) {
 		return errNotFound("no route %s matches", keyText(k))
 	}
+	s.notePrior(k, a, true)
 	s.table.Delete(k)
 	s.seq++
 	s.changes.Add(s.seq, wire.OpDel, route.Route{Table: k.Table, Dst: k.Dst})
@@ -446,18 +468,20 @@ func (s *Server) del(sel route.Selector) error {
 
 // flushRoutes deletes every route the selector picks and reports how many.
 func (s *Server) flushRoutes(sel route.Selector) int {
-	var keys []route.Key
+	var gone []route.Route
 	for r := range s.table.All() {
 		if sel.Select(&r) {
-			keys = append(keys, r.Key())
+			gone = append(gone, r)
 		}
 	}
-	for _, k := range keys {
+	for _, r := range gone {
+		k := r.Key()
+		s.notePrior(k, r.Attrs, true)
 		s.table.Delete(k)
 		s.seq++
 		s.changes.Add(s.seq, wire.OpDel, route.Route{Table: k.Table, Dst: k.Dst})
 	}
-	return len(keys)
+	return len(gone)
 }
 
 // setMAC applies a MAC add, change or replace: the record first, then the
@@ -510,27 +534,140 @@ func (s *Server) snapshot(c *conn, reason byte) {
 // publish sends the changes of this turn to every subscriber, then the
 // replies of this turn, so that a client that is told its change is done
 // has already been sent it.
+//
+// With a state directory, the changes are stored first (one write and one
+// fsync for the turn). Changes that cannot be stored are undone, and the
+// requests that made them are told so.
 func (s *Server) publish() {
+	var notStored error
 	if s.changes.Len() > 0 {
-		if err := s.macs.setCounters(s.seq); err != nil {
-			s.log.Error("MAC table", "err", err)
-		}
 		bufs := s.changes.Take()
-		for c := range s.clients {
-			if c.subscribed {
-				c.enqueueChanges(bufs, s.seq)
+		if s.persist != nil {
+			if err := s.persist.commit(bufs); err != nil {
+				notStored = fmt.Errorf("not stored, undone: %w", err)
+				s.undo(err)
 			}
 		}
+		if notStored == nil {
+			if err := s.macs.setCounters(s.seq); err != nil {
+				s.log.Error("MAC table", "err", err)
+			}
+			for c := range s.clients {
+				if c.subscribed {
+					c.enqueueChanges(bufs, s.seq)
+				}
+			}
+			s.window.add(s.published+1, s.seq, bufs)
+			s.published = s.seq
+		}
+		s.forgetPriors()
 	}
 	for _, r := range s.replies {
+		if notStored != nil && r.mutated {
+			r.res = Result{Err: notStored, Seq: s.seq}
+			if r.c != nil {
+				b := wire.AppendErrorReply(nil, r.id, wire.StatusError, notStored.Error())
+				r.c.countReply(len(b) - len(r.b))
+				r.b = b
+			}
+		}
+		if r.done != nil {
+			r.done(r.res)
+			continue
+		}
 		r.c.push(item{b: r.b, size: len(r.b)}) // counted by reply
 	}
 	clear(s.replies)
 	s.replies = s.replies[:0]
 	if s.flushing {
 		s.flushing = false
-		s.signalFlush()
+		if notStored == nil {
+			s.signalFlush()
+		}
 	}
+}
+
+// undo puts the tables back to what the state directory holds after the
+// turn's changes failed to be stored (err), and resends every subscriber
+// the table: the MAC entries may have moved to other slots. If the state
+// cannot be read back either, rtmd stops.
+func (s *Server) undo(err error) {
+	s.log.Error("state: a turn's changes could not be stored; they are undone and their requests refused", "err", err)
+	if uint64(len(s.priors)) == s.seq-s.published {
+		// Every change of the turn was a route change that notePrior
+		// saw: put back what they replaced. Subscribers were sent
+		// nothing of them.
+		for _, p := range slices.Backward(s.priors) {
+			if p.had {
+				s.table.Set(&route.Route{Table: p.k.Table, Dst: p.k.Dst, Attrs: p.a})
+			} else {
+				s.table.Delete(p.k)
+			}
+		}
+		s.seq = s.published
+		return
+	}
+	// A load, a flush or a MAC change (which clients may have read in the
+	// segment): read the stored state back, and send subscribers the
+	// table.
+	rec, _, rerr := s.persist.read(false, 0)
+	if rerr == nil {
+		rerr = s.restore(rec)
+	}
+	if rerr != nil {
+		s.halt = fmt.Errorf("after a failed write (%v), the stored state could not be read back: %w", err, rerr)
+		return
+	}
+	v, macs := s.table.Freeze(), s.macs.freeze()
+	for c := range s.clients {
+		if c.subscribed {
+			c.resyncs++
+			c.enqueueSnapshot(v, macs, s.seq, wire.ReasonBacklog)
+		}
+	}
+}
+
+// prior is what a route change replaced: the route's attributes, if it
+// had any.
+type prior struct {
+	k   route.Key
+	a   route.Attrs
+	had bool
+}
+
+// notePrior keeps what a route change of this turn replaces, so that undo
+// can put it back without reading the state directory.
+func (s *Server) notePrior(k route.Key, a route.Attrs, had bool) {
+	if s.persist != nil {
+		s.priors = append(s.priors, prior{k, a, had})
+	}
+}
+
+// forgetPriors is called once a turn is stored or undone.
+func (s *Server) forgetPriors() {
+	if cap(s.priors) > 4096 {
+		s.priors = nil // a big flush's: let it go
+	}
+	clear(s.priors)
+	s.priors = s.priors[:0]
+}
+
+// restore makes the tables what rec holds.
+func (s *Server) restore(rec *recovered) error {
+	s.table = rec.table
+	s.seq, s.published = rec.seq, rec.seq
+	if err := s.macs.restore(rec.macs); err != nil {
+		return err
+	}
+	if s.objects != nil {
+		s.objects.clear(s.seq)
+		for m, e := range rec.macs {
+			if err := s.objects.set(m, e.ip, s.seq); err != nil {
+				s.rates.warn("mac object", "MAC entry not sent to ghk84 compat clients", "mac", m, "err", err)
+			}
+		}
+	}
+	return s.macs.setCounters(s.seq)
 }
 
 // do runs a request for the console and waits for its result.

@@ -3,11 +3,13 @@ package server
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
 	"github.com/rtm-project/rtm/internal/mac"
 	"github.com/rtm-project/rtm/internal/shm"
+	"github.com/rtm-project/rtm/internal/snapshot"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -250,6 +252,56 @@ func (t *macTable) clear() error {
 		return t.repair(err)
 	}
 	return nil
+}
+
+// restore makes the table entries, each in its slot: after a restart, the
+// slots the subscribers that resume know. A segment too small for them is
+// replaced by a new generation.
+func (t *macTable) restore(entries map[mac.Addr]macEntry) error {
+	if err := t.clear(); err != nil {
+		return err
+	}
+	used := make(map[uint32]bool, len(entries))
+	next := uint32(0)
+	for _, e := range entries {
+		if used[e.slot] {
+			return fmt.Errorf("MAC table: slot %d twice in the stored state", e.slot)
+		}
+		used[e.slot] = true
+		next = max(next, e.slot+1)
+	}
+	capacity := t.seg.Capacity
+	for capacity < int(next) {
+		capacity *= 2
+	}
+	t.entries = maps.Clone(entries)
+	t.next, t.free = next, t.free[:0]
+	for i := range next {
+		if !used[i] {
+			t.free = append(t.free, i)
+		}
+	}
+	if capacity == t.seg.Capacity {
+		for m, e := range entries {
+			if err := t.seg.Set(int(e.slot), m, e.ip); err != nil {
+				return t.repair(err)
+			}
+		}
+		return nil
+	}
+	moved := t.moved // a new generation, not news: subscribers get it with the table
+	t.moved = nil
+	defer func() { t.moved = moved }()
+	return t.renew(capacity, nil)
+}
+
+// stored returns the entries as a snapshot stores them, with their slots.
+func (t *macTable) stored() []snapshot.MAC {
+	out := make([]snapshot.MAC, 0, len(t.entries))
+	for m, e := range t.entries {
+		out = append(out, snapshot.MAC{MAC: m, Slot: e.slot, IP: e.ip, Dev: e.dev})
+	}
+	return out
 }
 
 // close unmaps and unlinks every generation.

@@ -61,9 +61,9 @@ func macLoad(s *Server, first, n, v int) Result {
 	return res
 }
 
-// state is what a client could see of the table: the values in the
+// visible is what a client could see of the table: the values in the
 // segment, the segment, and the sequence number.
-func state(s *Server) string {
+func visible(s *Server) string {
 	return fmt.Sprint(s.macs.values(), s.macs.seg.Name, s.seq, s.changes.Len())
 }
 
@@ -76,14 +76,14 @@ func TestMACLoadAtomic(t *testing.T) {
 		t.Fatalf("load of 3 into 4 records: %+v", res)
 	}
 	s.changes.Take()
-	before, entries := state(s), maps.Clone(s.macs.entries)
+	before, entries := visible(s), maps.Clone(s.macs.entries)
 	// 1 change and 5 new: the segment must grow, and cannot.
 	*failCreate = true
 	res := macLoad(s, 2, 6, 2)
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "injected failure") || res.Changes != 0 {
 		t.Errorf("load with a failing growth = %+v, want the creation's error and no changes", res)
 	}
-	if after := state(s); after != before || !maps.Equal(s.macs.entries, entries) {
+	if after := visible(s); after != before || !maps.Equal(s.macs.entries, entries) {
 		t.Errorf("the failed load changed the table:\nbefore %s\nafter  %s", before, after)
 	}
 	*failCreate = false
@@ -120,7 +120,7 @@ func TestMACSegmentTruncated(t *testing.T) {
 		}
 	}
 	truncate()
-	before, old := state(s), s.macs.seg.Name
+	before, old := visible(s), s.macs.seg.Name
 	*failCreate = true
 	if err := s.setMAC(wire.KMACReplace, macValue{testMAC(3), testIP(3, 9), ""}); !errors.Is(err, shm.ErrTruncated) || !strings.Contains(err.Error(), "injected failure") {
 		t.Errorf("set on a truncated segment, no new one = %v; want ErrTruncated and the creation's error", err)
@@ -128,7 +128,7 @@ func TestMACSegmentTruncated(t *testing.T) {
 	if _, err := s.macs.del(testMAC(4)); err == nil || len(s.macs.entries) != 10 {
 		t.Errorf("del on a truncated segment, no new one = %v, %d entries; want an error and 10", err, len(s.macs.entries))
 	}
-	if after := state(s); after != before {
+	if after := visible(s); after != before {
 		t.Errorf("failed writes changed the table:\nbefore %s\nafter  %s", before, after)
 	}
 	*failCreate = false

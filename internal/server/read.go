@@ -109,7 +109,13 @@ func (c *conn) read() {
 		case wire.KGet:
 			ev.table = d.U32("table")
 			ev.addr = d.Addr("address")
-		case wire.KSubscribe, wire.KFlush, wire.KClients, wire.KStatus, wire.KMACSeg:
+		case wire.KSubscribe:
+			if d.Remaining() > 0 { // resume after a sequence number
+				ev.resume = true
+				ev.history = d.History("history")
+				ev.after = d.U64("sequence")
+			}
+		case wire.KFlush, wire.KClients, wire.KStatus, wire.KMACSeg:
 		case wire.KRegister:
 			ev.pid = int32(d.U32("pid"))
 		case wire.KAck:

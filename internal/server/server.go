@@ -13,6 +13,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ import (
 	"github.com/rtm-project/rtm/internal/mq"
 	"github.com/rtm-project/rtm/internal/route"
 	"github.com/rtm-project/rtm/internal/shm"
+	"github.com/rtm-project/rtm/internal/state"
 	"github.com/rtm-project/rtm/internal/wire"
 )
 
@@ -43,9 +45,20 @@ type Config struct {
 	MQ      string         // the command queue's name, "/NAME"; "" means "/" + shm.DefaultName(Socket); MQOff for none
 	Listen  string         // a TCP address for read-only subscribers; "" for none
 	Compat  []CompatSocket // Unix sockets for classic fixed-record clients
-	Limits  Limits         // what peers can make rtmd hold; zero fields take the defaults
-	Version string         // reported to clients
-	Log     *slog.Logger   // nil means slog.Default()
+	// State is the state directory (docs/state.md); "" keeps the tables in
+	// memory only. StateRepair starts from the valid part of a damaged
+	// journal.
+	State       string
+	StateRepair bool
+	// ResumeWindow is how many bytes of changes rtmd keeps for
+	// subscribers that resume; 0 means DefaultResumeWindow.
+	ResumeWindow int
+	// CompactMin is the journal size below which rtmd never writes a
+	// snapshot; 0 means DefaultCompactMin.
+	CompactMin int64
+	Limits     Limits       // what peers can make rtmd hold; zero fields take the defaults
+	Version    string       // reported to clients
+	Log        *slog.Logger // nil means slog.Default()
 }
 
 // Version is rtmd's version.
@@ -75,14 +88,23 @@ type Server struct {
 	clients map[*conn]struct{}
 	changes wire.ChangeWriter
 	replies []pendingReply
+	priors  []prior // with a state directory: what this turn's route changes replaced
 
-	queue     *mq.Queue
-	tcp       net.Listener
-	compatLns []*net.UnixListener // one per Config.Compat
-	objects   *macObjects         // with a ghk84 compat socket: the per-MAC objects; else nil
-	hellos    sync.WaitGroup      // compat connections not yet handed to the loop
-	started   time.Time
-	inputs    [nInputs]counter // owned by the loop
+	queue       *mq.Queue
+	tcp         net.Listener
+	compatLns   []*net.UnixListener   // one per Config.Compat
+	objects     *macObjects           // with a ghk84 compat socket: the per-MAC objects; else nil
+	hellos      sync.WaitGroup        // compat connections not yet handed to the loop
+	compactions sync.WaitGroup        // the snapshot being written (compact.go)
+	compacted   chan compaction       // its result, for the loop
+	persist     *persist              // the state directory; nil without Config.State
+	halt        error                 // set by the loop: rtmd must stop
+	history     [wire.HistoryLen]byte // this run's id, told in Welcome
+	runs        []state.Run           // the runs on the state directory before this one, newest first
+	window      window                // published changes kept for subscribers that resume; owned by the loop
+	published   uint64                // the sequence number of the last change published
+	started     time.Time
+	inputs      [nInputs]counter // owned by the loop
 
 	// Bounds on what peers make rtmd hold (Config.Limits).
 	unixConns, tcpConns, compatConns *connLimit
@@ -95,9 +117,16 @@ type Server struct {
 	flushing bool          // a flush this turn: signal the registered clients after publishing
 }
 
+// pendingReply is a reply held until the turn's changes are stored: b
+// for a connection, or done and res for the console. A change that could
+// not be stored is undone, and its reply says so instead (mutated).
 type pendingReply struct {
-	c *conn
-	b []byte
+	c       *conn
+	b       []byte
+	id      uint32
+	mutated bool // the request changed the tables
+	done    func(Result)
+	res     Result
 }
 
 // New checks the socket path and listens on it. A socket file that no
@@ -117,6 +146,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MACCap <= 0 {
 		cfg.MACCap = DefaultMACCap
+	}
+	if cfg.CompactMin <= 0 {
+		cfg.CompactMin = DefaultCompactMin
+	}
+	if cfg.ResumeWindow <= 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
 	}
 	cfg.Limits.setDefaults()
 	gid, err := lookupGroup(cfg.Group)
@@ -150,6 +185,7 @@ func New(cfg Config) (*Server, error) {
 		groupID:    gid,
 		started:    time.Now(),
 		events:     make(chan event, 1024),
+		compacted:  make(chan compaction, 1),
 		stopping:   make(chan struct{}),
 		clients:    make(map[*conn]struct{}),
 		rates:      newRateLog(cfg.Log),
@@ -181,6 +217,25 @@ func New(cfg Config) (*Server, error) {
 			s.objects = newMACObjects(fileGroup(gid))
 		}
 	}
+	if cfg.State != "" {
+		p, rec, err := openPersist(cfg.State, cfg.StateRepair, cfg.ResumeWindow, cfg.CompactMin, s.log)
+		if err != nil {
+			return fail(err)
+		}
+		s.persist = p
+		if s.history, s.runs, err = p.dir.NewRun(rec.seq); err != nil {
+			return fail(err)
+		}
+		if err := s.restore(rec); err != nil {
+			return fail(err)
+		}
+		s.window = rec.window
+		s.log.Info("state read back", "dir", cfg.State, "seq", s.seq, "routes", s.table.Len(), "macs", len(s.macs.entries))
+	}
+	if s.persist == nil {
+		rand.Read(s.history[:]) // a run of its own
+		s.window.max = cfg.ResumeWindow
+	}
 	if cfg.Listen != "" {
 		if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return fail(err)
@@ -211,6 +266,9 @@ func (s *Server) cleanup() {
 	}
 	if s.macs != nil {
 		s.macs.close()
+	}
+	if s.persist != nil {
+		s.persist.close()
 	}
 }
 
@@ -279,6 +337,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// A compat connection handed to the loop as it stopped is closed here;
 	// hellos ends the handing.
 	s.hellos.Wait()
+	s.compactions.Wait() // its files are the directory's until it is unlocked
 	for len(s.events) > 0 {
 		if ev, ok := (<-s.events).(evCompat); ok {
 			ev.c.close()
@@ -286,6 +345,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.closeClients()
 	s.cleanup()
+	if s.halt != nil {
+		return s.halt
+	}
 	s.log.Info("rtmd stopped")
 	return nil
 }

@@ -4,13 +4,15 @@
 //
 // A directory holds
 //
-//	lock                  flock(2)ed by the rtmd that uses it; its pid
+//	lock                  the pid of the rtmd that uses it (which flock(2)s the directory)
 //	history               the history id, 32 hex digits and a newline
+//	runs                  the id of each start of rtmd on the directory (docs/state.md)
 //	snapshot-SEQ          the state at sequence number SEQ (16 hex digits)
 //	journal-SEQ           the changes after SEQ, up to the next journal's SEQ
 //
-// and, after a crash, leftovers of files being written (NAME.tmp,
-// NAME.new), which Open removes.
+// and, after a crash, leftovers of files being written (history.tmp,
+// snapshot-SEQ.tmp, journal-SEQ.new), which Open removes. Other files are
+// left alone.
 package state
 
 import (
@@ -18,6 +20,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +37,7 @@ type Dir struct {
 	History [16]byte
 	// Removed lists the leftovers of a crash that Open removed.
 	Removed []string
-	lock    *os.File
+	lock    *os.File // the directory, flocked
 }
 
 // DefaultPath is where rtmd keeps its state when -state is not given:
@@ -98,29 +102,57 @@ func checkOwn(path string) error {
 	return nil
 }
 
-// takeLock locks the directory's lock file and writes rtmd's pid into it.
+// takeLock flocks the directory itself (a lock file could be removed
+// under rtmd, and the next rtmd would lock a new one) and writes rtmd's
+// pid into the lock file, for the message a second rtmd gives.
 func (d *Dir) takeLock() error {
-	name := filepath.Join(d.Path, "lock")
-	fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Open(d.Path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("state directory %s: lock: %w", d.Path, os.NewSyscallError("open", err))
 	}
-	f := os.NewFile(uintptr(fd), name)
+	dir := os.NewFile(uintptr(fd), d.Path)
+	name := filepath.Join(d.Path, "lock")
 	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
+		dir.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			holder := strings.TrimSpace(string(b[:n]))
-			return fmt.Errorf("state directory %s is in use by another rtmd (pid %s); give each rtmd its own -state DIR", d.Path, holder)
+			holder, _ := readSmall(name, 32)
+			return fmt.Errorf("state directory %s is in use by another rtmd (pid %s); give each rtmd its own -state DIR", d.Path, strings.TrimSpace(string(holder)))
 		}
 		return fmt.Errorf("state directory %s: lock: %w", d.Path, os.NewSyscallError("flock", err))
 	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	d.lock = dir
+	// The pid is for people; the flock is the lock.
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
+	if err != nil {
+		d.Close()
+		return fmt.Errorf("state directory %s: lock file: %w", d.Path, err)
 	}
-	d.lock = f
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	}
+	f.Close()
 	return nil
+}
+
+// readSmall reads at most n bytes of a regular file, not following a
+// symbolic link and not waiting on a FIFO.
+func readSmall(name string, n int) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is a %s, not a regular file", name, FileKind(st.Mode()))
+	}
+	b := make([]byte, n)
+	m, err := io.ReadFull(f, b)
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil
+	}
+	return b[:m], err
 }
 
 // Close unlocks the directory.
@@ -133,14 +165,20 @@ func (d *Dir) Close() error {
 	return err
 }
 
-// removeLeftovers removes files a crash left half written.
+// removeLeftovers removes files a crash left half written, and refuses a
+// state file that is not a regular file (a symlink could lead rtmd's
+// writes elsewhere; opening a FIFO would hang it).
 func (d *Dir) removeLeftovers() error {
 	entries, err := os.ReadDir(d.Path)
 	if err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	for _, e := range entries {
-		if n := e.Name(); strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".new") {
+		n := e.Name()
+		if isState(n) && !e.Type().IsRegular() {
+			return fmt.Errorf("state directory %s: %s is a %s, not a regular file; move it away", d.Path, n, FileKind(e.Type()))
+		}
+		if isLeftover(n) {
 			if err := os.Remove(filepath.Join(d.Path, n)); err != nil {
 				return fmt.Errorf("state directory: removing a leftover: %w", err)
 			}
@@ -150,11 +188,61 @@ func (d *Dir) removeLeftovers() error {
 	return nil
 }
 
+// isLeftover reports whether name is one of the files rtmd writes and
+// renames: history.tmp, runs.tmp, snapshot-SEQ.tmp, journal-SEQ.new.
+func isLeftover(name string) bool {
+	if name == "history.tmp" || name == "runs.tmp" {
+		return true
+	}
+	if base, ok := strings.CutSuffix(name, ".tmp"); ok {
+		kind, _, ok := parseName(base)
+		return ok && kind == "snapshot"
+	}
+	if base, ok := strings.CutSuffix(name, ".new"); ok {
+		kind, _, ok := parseName(base)
+		return ok && kind == "journal"
+	}
+	return false
+}
+
+// parseName parses snapshot-SEQ or journal-SEQ.
+func parseName(name string) (kind string, seq uint64, ok bool) {
+	kind, hexSeq, ok := strings.Cut(name, "-")
+	if !ok || len(hexSeq) != 16 || (kind != "snapshot" && kind != "journal") {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(hexSeq, 16, 64)
+	return kind, seq, err == nil
+}
+
+// isState reports whether name is one of the files rtmd reads back.
+func isState(name string) bool {
+	return name == "history" || name == "runs" || strings.HasPrefix(name, "snapshot-") || strings.HasPrefix(name, "journal-")
+}
+
+// FileKind names the kind of file m is, for errors about a file that is
+// not a regular one.
+func FileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
 // readHistory reads the history id, or makes one for a directory that
 // holds no state.
 func (d *Dir) readHistory() error {
 	name := filepath.Join(d.Path, "history")
-	b, err := os.ReadFile(name)
+	b, err := readSmall(name, 64)
 	if errors.Is(err, os.ErrNotExist) {
 		snaps, journals, err := d.Files()
 		if err != nil {
@@ -170,10 +258,88 @@ func (d *Dir) readHistory() error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	s := strings.TrimSuffix(string(b), "\n")
-	if n, err := hex.Decode(d.History[:], []byte(s)); err != nil || n != len(d.History) || len(s) != 2*len(d.History) {
-		return fmt.Errorf("state directory %s: history file holds %q, want 32 hex digits", d.Path, truncate(s, 64))
+	if d.History, err = parseID(s); err != nil {
+		return fmt.Errorf("state directory %s: history file %w", d.Path, err)
 	}
 	return nil
+}
+
+// SetHistory gives the directory a new history id, stored before it
+// returns. The runs before it are forgotten: the state does not continue
+// theirs.
+func (d *Dir) SetHistory(h [16]byte) error {
+	if err := writeFile(filepath.Join(d.Path, "runs"), nil); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(d.Path, "history"), []byte(hex.EncodeToString(h[:])+"\n")); err != nil {
+		return err
+	}
+	d.History = h
+	return nil
+}
+
+// A Run is one start of rtmd on the directory: its id, which rtmd tells
+// subscribers in Welcome, and the sequence number its changes ended at
+// (as the next start read the state back). A subscriber that holds the
+// table of a run at a sequence number up to End holds a state that this
+// directory continues, and may resume; one past End holds changes that
+// are not in it (the directory was restored from an older copy).
+type Run struct {
+	ID  [16]byte
+	End uint64
+}
+
+// MaxRuns is how many runs the directory remembers.
+const MaxRuns = 16
+
+// NewRun records a start of rtmd that read the state back at seq: the
+// run before it ended at seq. It returns the new run's id and the runs
+// before it, newest first.
+func (d *Dir) NewRun(seq uint64) (id [16]byte, before []Run, err error) {
+	name := filepath.Join(d.Path, "runs")
+	b, err := readSmall(name, 64*(MaxRuns+1))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return id, nil, fmt.Errorf("state directory: %w", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != "" {
+		last, err := parseID(lines[0])
+		if err != nil {
+			return id, nil, fmt.Errorf("state directory %s: runs file, line 1 %w", d.Path, err)
+		}
+		before = append(before, Run{last, seq})
+		for i, l := range lines[1:] {
+			h, end, _ := strings.Cut(l, " ")
+			r := Run{}
+			if r.ID, err = parseID(h); err == nil {
+				r.End, err = strconv.ParseUint(end, 16, 64)
+			}
+			if err != nil {
+				return id, nil, fmt.Errorf("state directory %s: runs file, line %d: %q: want an id and a sequence number", d.Path, i+2, truncate(l, 64))
+			}
+			before = append(before, r)
+		}
+	}
+	before = before[:min(len(before), MaxRuns)]
+	rand.Read(id[:])
+	out := hex.EncodeToString(id[:]) + "\n"
+	for _, r := range before {
+		out += fmt.Sprintf("%s %016x\n", hex.EncodeToString(r.ID[:]), r.End)
+	}
+	if err := writeFile(name, []byte(out)); err != nil {
+		return id, nil, err
+	}
+	return id, before, nil
+}
+
+func parseID(s string) (id [16]byte, err error) {
+	if len(s) != 2*len(id) {
+		return id, fmt.Errorf("holds %q, want 32 hex digits", truncate(s, 64))
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("holds %q, want 32 hex digits", truncate(s, 64))
+	}
+	return id, nil
 }
 
 func truncate(s string, n int) string {
@@ -212,14 +378,20 @@ func writeFile(name string, b []byte) error {
 }
 
 // SyncDir fsyncs a directory, so that a rename or a removal in it is on
-// disk.
+// disk. The error names the directory.
 func SyncDir(path string) error {
-	f, err := os.Open(path)
+	d, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return f.Sync()
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", path, err)
+	}
+	return nil
 }
 
 // SnapshotPath is the name of the snapshot at seq.
@@ -240,12 +412,8 @@ func (d *Dir) Files() (snapshots, journals []uint64, err error) {
 		return nil, nil, fmt.Errorf("state directory: %w", err)
 	}
 	for _, e := range entries {
-		kind, hexSeq, ok := strings.Cut(e.Name(), "-")
-		if !ok || len(hexSeq) != 16 || (kind != "snapshot" && kind != "journal") {
-			continue
-		}
-		seq, err := strconv.ParseUint(hexSeq, 16, 64)
-		if err != nil {
+		kind, seq, ok := parseName(e.Name())
+		if !ok {
 			continue
 		}
 		if kind == "snapshot" {

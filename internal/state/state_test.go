@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/rtm-project/rtm/internal/state"
@@ -54,7 +56,15 @@ func TestOpenRefuses(t *testing.T) {
 	noHistory := filepath.Join(dir, "nohistory")
 	os.Mkdir(noHistory, 0o700)
 	os.WriteFile(filepath.Join(noHistory, "journal-0000000000000000"), nil, 0o600)
+	fifo := filepath.Join(dir, "fifo")
+	os.Mkdir(fifo, 0o700)
+	syscall.Mkfifo(filepath.Join(fifo, "journal-0000000000000000"), 0o600)
+	link := filepath.Join(dir, "link")
+	os.Mkdir(link, 0o700)
+	os.Symlink("/etc/passwd", filepath.Join(link, "history"))
 	for path, want := range map[string]string{
+		fifo:       "journal-0000000000000000 is a named pipe, not a regular file",
+		link:       "history is a symbolic link, not a regular file",
 		open:       "mode 0777 lets others write it",
 		file:       "not a directory",
 		badHistory: `history file holds "xyz", want 32 hex digits`,
@@ -90,4 +100,70 @@ func TestFiles(t *testing.T) {
 	if err != nil || !slices.Equal(snaps, []uint64{300}) || !slices.Equal(journals, []uint64{0, 7, 300}) {
 		t.Errorf("Files = %v %v %v", snaps, journals, err)
 	}
+}
+
+// TestRuns: each start records a new run and the end of the one before
+// it; a new history forgets the runs; the file keeps state.MaxRuns.
+func TestRuns(t *testing.T) {
+	d, err := state.Open(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	first, before, err := d.NewRun(0)
+	if err != nil || len(before) != 0 {
+		t.Fatalf("first run: %v runs before, %v", before, err)
+	}
+	second, before, err := d.NewRun(42)
+	if err != nil || len(before) != 1 || before[0] != (state.Run{first, 42}) || second == first {
+		t.Fatalf("second run: runs before %v, %v; want the first ending at 42", before, err)
+	}
+	for i := range state.MaxRuns + 3 {
+		if _, before, err = d.NewRun(uint64(100 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(before) != state.MaxRuns || before[0].End != 100+state.MaxRuns+2 {
+		t.Errorf("after %d runs: %d remembered, the newest ending at %d", state.MaxRuns+5, len(before), before[0].End)
+	}
+	if err := d.SetHistory([16]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, before, err = d.NewRun(7); err != nil || len(before) != 0 {
+		t.Errorf("after a new history: runs before %v, %v; want none", before, err)
+	}
+	if err := os.WriteFile(filepath.Join(d.Path, "runs"), []byte("00000000000000000000000000000000\nzz 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.NewRun(7); err == nil || !strings.Contains(err.Error(), "runs file, line 2") {
+		t.Errorf("a damaged runs file: %v; want an error naming line 2", err)
+	}
+}
+
+// FuzzRuns: whatever the runs file holds, NewRun returns runs or an error
+// naming the file, and never panics.
+func FuzzRuns(f *testing.F) {
+	f.Add([]byte("00000000000000000000000000000000\n"))
+	f.Add([]byte("0123456789abcdef0123456789abcdef\nfedcba9876543210fedcba9876543210 000000000000002a\n"))
+	f.Add([]byte("zz\n"))
+	dir := f.TempDir()
+	n := 0
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n++
+		d, err := state.Open(filepath.Join(dir, strconv.Itoa(n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := os.WriteFile(filepath.Join(d.Path, "runs"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, before, err := d.NewRun(1)
+		if err != nil && !strings.Contains(err.Error(), "runs file") {
+			t.Errorf("error not naming the runs file: %v", err)
+		}
+		if len(before) > state.MaxRuns {
+			t.Errorf("%d runs remembered, at most %d", len(before), state.MaxRuns)
+		}
+	})
 }

@@ -304,6 +304,14 @@ func (d *Decoder) Changes(p []byte, fn func(Change)) error {
 	return d.Finish()
 }
 
+// History reads a history id.
+func (d *Decoder) History(field string) (h [HistoryLen]byte) {
+	if p := d.take(field, HistoryLen); p != nil {
+		copy(h[:], p)
+	}
+	return h
+}
+
 // MAC reads a MAC address.
 func (d *Decoder) MAC(field string) mac.Addr {
 	p := d.take(field, 6)

@@ -209,10 +209,25 @@ func AppendSynced(b []byte, seq uint64) []byte {
 }
 
 // AppendWelcome appends a Welcome frame.
-func AppendWelcome(b []byte, seq uint64, server string) []byte {
+func AppendWelcome(b []byte, seq uint64, server string, history [HistoryLen]byte) []byte {
 	b, off := BeginFrame(b, TWelcome)
 	b = binary.LittleEndian.AppendUint16(b, Version)
 	b = binary.LittleEndian.AppendUint64(b, seq)
 	b = AppendString(b, server)
+	b = append(b, history[:]...)
+	return EndFrame(b, off)
+}
+
+// AppendResume appends the body of a Subscribe request that asks to
+// resume after seq in history.
+func AppendResume(b []byte, history [HistoryLen]byte, seq uint64) []byte {
+	b = append(b, history[:]...)
+	return binary.LittleEndian.AppendUint64(b, seq)
+}
+
+// AppendResumed appends a Resumed frame.
+func AppendResumed(b []byte, seq uint64) []byte {
+	b, off := BeginFrame(b, TResumed)
+	b = binary.LittleEndian.AppendUint64(b, seq)
 	return EndFrame(b, off)
 }

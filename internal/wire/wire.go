@@ -46,7 +46,7 @@ const MinRouteLen = 2 + 4 + 1 + 1
 // Frame types.
 const (
 	THello     = 1  // client: magic, version, name
-	TWelcome   = 2  // server: version, current sequence, server version text
+	TWelcome   = 2  // server: version, current sequence, server version text, history id
 	TError     = 3  // server: a fatal error; the connection closes after it
 	TRequest   = 4  // client: id, kind, body
 	TReply     = 5  // server: id, status, body
@@ -56,7 +56,13 @@ const (
 	TChanges   = 9  // server: first sequence, count, change records
 	TMACSeg    = 10 // server: the MAC segment that slots refer to from here on
 	TSnapMACs  = 11 // server: MAC keys of the snapshot, with their slots
+	TResumed   = 12 // server: sequence S: the client's table at S stands; the changes after S follow
 )
+
+// HistoryLen is the length of a history id: rtmd's state directory's, or
+// a random one per run without one. Sequence numbers of two histories do
+// not continue each other.
+const HistoryLen = 16
 
 // Request kinds.
 const (
@@ -137,6 +143,7 @@ const (
 const (
 	ReasonNew     = 0 // a new subscription
 	ReasonBacklog = 1 // the client fell too far behind; this replaces its table
+	ReasonHistory = 2 // the client asked to resume a table this rtmd's state does not continue
 )
 
 // Change is one record of a Changes frame.
@@ -327,6 +334,25 @@ type Status struct {
 	// HeapLive is the Go heap rtmd's last garbage collection found live:
 	// what rtmd holds, without what it has freed but not yet returned.
 	HeapLive uint64 `json:"heap_live_bytes"`
+	// State is the state directory's, without Config.State nil (and for
+	// a TCP peer).
+	State *StateStatus `json:"state,omitempty"`
+}
+
+// StateStatus is what `rtm status` says of the state directory.
+type StateStatus struct {
+	Dir          string  `json:"dir"`
+	JournalBytes int64   `json:"journal_bytes"`
+	Commits      uint64  `json:"commits"`
+	FsyncP50     float64 `json:"fsync_p50_ms"` // of the last 1,024 commits
+	FsyncP99     float64 `json:"fsync_p99_ms"`
+	LastError    string  `json:"last_error,omitempty"` // the last failed commit's
+	// The newest snapshot: when it was written (RFC 3339, "" for none),
+	// its sequence number and size; the last failed compaction's error.
+	SnapshotTime  string `json:"snapshot_time,omitempty"`
+	SnapshotSeq   uint64 `json:"snapshot_seq"`
+	SnapshotBytes int64  `json:"snapshot_bytes"`
+	SnapshotError string `json:"snapshot_error,omitempty"`
 }
 
 // Counter counts the commands an input brought.

@@ -301,26 +301,9 @@ func (d *Dir) NewRun(seq uint64) (id [16]byte, before []Run, err error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return id, nil, fmt.Errorf("state directory: %w", err)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if lines[0] != "" {
-		last, err := parseID(lines[0])
-		if err != nil {
-			return id, nil, fmt.Errorf("state directory %s: runs file, line 1 %w", d.Path, err)
-		}
-		before = append(before, Run{last, seq})
-		for i, l := range lines[1:] {
-			h, end, _ := strings.Cut(l, " ")
-			r := Run{}
-			if r.ID, err = parseID(h); err == nil {
-				r.End, err = strconv.ParseUint(end, 16, 64)
-			}
-			if err != nil {
-				return id, nil, fmt.Errorf("state directory %s: runs file, line %d: %q: want an id and a sequence number", d.Path, i+2, truncate(l, 64))
-			}
-			before = append(before, r)
-		}
+	if before, err = parseRuns(b, seq); err != nil {
+		return id, nil, fmt.Errorf("state directory %s: runs file, %w", d.Path, err)
 	}
-	before = before[:min(len(before), MaxRuns)]
 	rand.Read(id[:])
 	out := hex.EncodeToString(id[:]) + "\n"
 	for _, r := range before {
@@ -330,6 +313,32 @@ func (d *Dir) NewRun(seq uint64) (id [16]byte, before []Run, err error) {
 		return id, nil, err
 	}
 	return id, before, nil
+}
+
+// parseRuns reads a runs file whose last run ended at seq: the runs,
+// newest first, at most MaxRuns.
+func parseRuns(b []byte, seq uint64) ([]Run, error) {
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] == "" {
+		return nil, nil
+	}
+	last, err := parseID(lines[0])
+	if err != nil {
+		return nil, fmt.Errorf("line 1 %w", err)
+	}
+	before := []Run{{last, seq}}
+	for i, l := range lines[1:] {
+		h, end, _ := strings.Cut(l, " ")
+		r := Run{}
+		if r.ID, err = parseID(h); err == nil {
+			r.End, err = strconv.ParseUint(end, 16, 64)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %q: want an id and a sequence number", i+2, truncate(l, 64))
+		}
+		before = append(before, r)
+	}
+	return before[:min(len(before), MaxRuns)], nil
 }
 
 func parseID(s string) (id [16]byte, err error) {

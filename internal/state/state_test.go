@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,32 +137,4 @@ func TestRuns(t *testing.T) {
 	if _, _, err := d.NewRun(7); err == nil || !strings.Contains(err.Error(), "runs file, line 2") {
 		t.Errorf("a damaged runs file: %v; want an error naming line 2", err)
 	}
-}
-
-// FuzzRuns: whatever the runs file holds, NewRun returns runs or an error
-// naming the file, and never panics.
-func FuzzRuns(f *testing.F) {
-	f.Add([]byte("00000000000000000000000000000000\n"))
-	f.Add([]byte("0123456789abcdef0123456789abcdef\nfedcba9876543210fedcba9876543210 000000000000002a\n"))
-	f.Add([]byte("zz\n"))
-	dir := f.TempDir()
-	n := 0
-	f.Fuzz(func(t *testing.T, b []byte) {
-		n++
-		d, err := state.Open(filepath.Join(dir, strconv.Itoa(n)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		if err := os.WriteFile(filepath.Join(d.Path, "runs"), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		_, before, err := d.NewRun(1)
-		if err != nil && !strings.Contains(err.Error(), "runs file") {
-			t.Errorf("error not naming the runs file: %v", err)
-		}
-		if len(before) > state.MaxRuns {
-			t.Errorf("%d runs remembered, at most %d", len(before), state.MaxRuns)
-		}
-	})
 }
